@@ -1,0 +1,465 @@
+//! The detection engine: observations in, findings out.
+//!
+//! Pure: no I/O, no clock (time comes from each observation), no allocation per frame once warm, and
+//! every table has a hard cap with counted eviction, so a flood of random ARP cannot grow memory.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::config::DetectConfig;
+use crate::finding::{Finding, FindingKey, FindingKind, Severity};
+use crate::inventory::{Inventory, Lookup, Owner, Role};
+use crate::iprange::IpKey;
+use crate::mac::Mac;
+use crate::observation::{FrameKind, Observation, Timestamp};
+
+/// Most MACs remembered per IP (the `detect.max_macs_per_ip` ceiling).
+pub const MAX_MACS_PER_IP: usize = 4;
+
+/// Findings are expired at most this often (in capture time).
+const SWEEP_EVERY_NS: u64 = 1_000_000_000;
+
+/// Receives what the detector decides. Every method defaults to doing nothing.
+pub trait Sink {
+    /// A finding became active.
+    fn raised(&mut self, _finding: &Finding) {}
+    /// An active finding got more evidence.
+    fn refreshed(&mut self, _finding: &Finding) {}
+    /// A finding's hold time passed without evidence (or it was evicted); it is no longer active.
+    fn cleared(&mut self, _finding: &Finding) {}
+}
+
+/// A sink that ignores everything.
+pub struct NoSink;
+impl Sink for NoSink {}
+
+/// One MAC's history for one IP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MacSlot {
+    /// The MAC.
+    pub mac: Mac,
+    /// First claim.
+    pub first_seen: Timestamp,
+    /// Latest claim.
+    pub last_seen: Timestamp,
+    /// Frame number of the first claim.
+    pub first_frame: u64,
+    /// Frame number of the latest claim.
+    pub last_frame: u64,
+    /// Claims seen.
+    pub count: u64,
+}
+
+const NO_SLOT: u8 = u8::MAX;
+
+#[derive(Clone, Debug)]
+struct IpState {
+    slots: [MacSlot; MAX_MACS_PER_IP],
+    len: u8,
+    current: u8,
+    watched: bool,
+    last_seen: Timestamp,
+}
+
+/// Counters the detector keeps about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Observations by [`FrameKind::index`].
+    pub frames: [u64; FrameKind::ALL.len()],
+    /// Per-IP states evicted because `max_tracked_ips` was reached.
+    pub ips_evicted: u64,
+    /// MACs forgotten because an IP had `max_macs_per_ip` already.
+    pub macs_evicted: u64,
+    /// Findings dropped because `max_findings` was reached.
+    pub findings_evicted: u64,
+}
+
+impl Stats {
+    /// Everything evicted, for `l2watch_series_evicted_total`-style accounting.
+    pub fn evicted(&self) -> u64 {
+        self.ips_evicted + self.macs_evicted + self.findings_evicted
+    }
+}
+
+/// The engine. One per capture thread (or per replayed file set).
+pub struct Detector {
+    cfg: DetectConfig,
+    ips: FxHashMap<IpKey, IpState>,
+    findings: FxHashMap<FindingKey, Finding>,
+    stats: Stats,
+    next_sweep: Timestamp,
+    scratch: Vec<u64>,
+}
+
+/// Context of a finding, built only when a finding is new (it clones `Arc`s).
+struct Ctx {
+    role: Option<Role>,
+    service: Option<Arc<crate::config::ServiceName>>,
+    node: Option<Arc<str>>,
+    pool: Option<Arc<str>>,
+    other_mac: Option<Mac>,
+    expected: bool,
+    flip_flop: bool,
+}
+
+impl Ctx {
+    fn of(look: Lookup<'_>) -> Ctx {
+        let (role, service, pool) = match look {
+            Lookup::Watched(w) => (Some(w.role), w.service.clone(), w.pool.clone()),
+            Lookup::Pool(p) => (Some(Role::Pool), None, Some(p.name.clone())),
+            Lookup::Unwatched => (None, None, None),
+        };
+        Ctx { role, service, node: None, pool, other_mac: None, expected: false, flip_flop: false }
+    }
+}
+
+/// Identity of a responder: a node or host counts once however many MACs it answers with.
+#[inline]
+fn responder(inv: &Inventory, mac: Mac) -> u64 {
+    match inv.owner(mac) {
+        Some(Owner::Node(i)) => (1 << 62) | u64::from(i),
+        Some(Owner::Host(i)) => (1 << 61) | u64::from(i),
+        None => mac.to_u64(),
+    }
+}
+
+impl Detector {
+    /// A detector with the given limits; memory for them is reserved up front.
+    pub fn new(cfg: DetectConfig) -> Detector {
+        let cap_ips = cfg.max_tracked_ips.max(16);
+        let cap_findings = cfg.max_findings.max(16);
+        Detector {
+            ips: FxHashMap::with_capacity_and_hasher(cap_ips + 1, Default::default()),
+            findings: FxHashMap::with_capacity_and_hasher(cap_findings + 1, Default::default()),
+            scratch: Vec::with_capacity(cap_ips.max(cap_findings)),
+            stats: Stats::default(),
+            next_sweep: Timestamp(0),
+            cfg: DetectConfig { max_tracked_ips: cap_ips, max_findings: cap_findings, ..cfg },
+        }
+    }
+
+    /// Feeds one observation.
+    #[inline]
+    pub fn observe(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {
+        self.stats.frames[obs.kind.index()] += 1;
+        if obs.time >= self.next_sweep {
+            self.expire(obs.time, sink);
+        }
+        if obs.kind.claims() {
+            if !obs.sender_ip.is_unspecified() {
+                self.claim(obs, inv, sink);
+            }
+        } else if obs.kind.is_probe() {
+            self.probe(obs, inv, sink);
+        }
+    }
+
+    /// Clears findings whose hold time has passed by `now`. [`Detector::observe`] calls it as capture
+    /// time advances; a live daemon also calls it from a timer so findings clear on a quiet LAN.
+    pub fn expire(&mut self, now: Timestamp, sink: &mut impl Sink) {
+        self.next_sweep = Timestamp(now.0.saturating_add(SWEEP_EVERY_NS));
+        let hold = self.cfg.hold;
+        self.findings.retain(|_, f| {
+            let keep = now.since(f.last_seen) <= hold;
+            if !keep {
+                sink.cleared(f);
+            }
+            keep
+        });
+    }
+
+    /// The active findings (unordered).
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.values()
+    }
+
+    /// The MACs that claimed `ip`, with first and last seen, when it is tracked.
+    pub fn history(&self, ip: IpAddr) -> Option<&[MacSlot]> {
+        self.ips.get(&IpKey::from(ip)).map(|s| &s.slots[..s.len as usize])
+    }
+
+    /// Number of IPs with per-IP state.
+    pub fn tracked_ips(&self) -> usize {
+        self.ips.len()
+    }
+
+    /// The detector's own counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &DetectConfig {
+        &self.cfg
+    }
+
+    fn claim(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {
+        let ip = IpKey::from(obs.sender_ip);
+        let mac = obs.sender_mac;
+        let look = inv.lookup(ip);
+        match look {
+            Lookup::Watched(w) => match w.role {
+                Role::Service | Role::Registry => match inv.owner(mac) {
+                    Some(Owner::Node(n)) => {
+                        if !w.announcers.is_empty() && !w.announcers.contains(&n) {
+                            self.raise(FindingKind::WrongAnnouncer, ip, mac, obs, sink, || Ctx {
+                                node: Some(inv.owner_name(Owner::Node(n))),
+                                ..Ctx::of(look)
+                            });
+                        }
+                    }
+                    _ => {
+                        if !inv.allowed(mac, ip) {
+                            self.raise(FindingKind::ForeignMac, ip, mac, obs, sink, || Ctx::of(look));
+                        }
+                    }
+                },
+                Role::Node | Role::Host => {
+                    if inv.owner(mac) != w.owner && !inv.allowed(mac, ip) {
+                        self.raise(FindingKind::NodeIpConflict, ip, mac, obs, sink, || Ctx {
+                            node: w.owner.map(|o| inv.owner_name(o)),
+                            ..Ctx::of(look)
+                        });
+                    }
+                }
+                Role::Pool => {}
+            },
+            Lookup::Pool(_) => {
+                // A node claiming a pool address is a fresh assignment the inventory has not seen yet.
+                if !matches!(inv.owner(mac), Some(Owner::Node(_))) && !inv.allowed(mac, ip) {
+                    self.raise(FindingKind::PoolSquatter, ip, mac, obs, sink, || Ctx::of(look));
+                }
+            }
+            Lookup::Unwatched => {
+                if !inv.track_all {
+                    return;
+                }
+            }
+        }
+        if obs.eth_src != mac
+            && matches!(obs.kind, FrameKind::Request | FrameKind::Reply | FrameKind::Gratuitous)
+            && !inv.allowed(mac, ip)
+        {
+            let eth_src = obs.eth_src;
+            self.raise(FindingKind::EthShaMismatch, ip, mac, obs, sink, || Ctx {
+                other_mac: Some(eth_src),
+                ..Ctx::of(look)
+            });
+        }
+        self.record(ip, mac, look, obs, inv, sink);
+    }
+
+    /// Per-IP MAC history: `mac_changed` and, for flips back, `multiple_responders`.
+    fn record(
+        &mut self,
+        ip: IpKey,
+        mac: Mac,
+        look: Lookup<'_>,
+        obs: &Observation,
+        inv: &Inventory,
+        sink: &mut impl Sink,
+    ) {
+        let watched = !matches!(look, Lookup::Unwatched);
+        let max_macs = self.cfg.max_macs_per_ip;
+        let mut forgot = false;
+        let Some(state) = self.state(ip, watched) else { return };
+        state.last_seen = obs.time;
+        state.watched = watched;
+        let len = state.len as usize;
+        let (idx, known, previous_claim) = match state.slots[..len].iter().position(|s| s.mac == mac) {
+            Some(i) => (i, true, state.slots[i].last_seen),
+            None => {
+                let i = if len < max_macs {
+                    state.len += 1;
+                    len
+                } else {
+                    // Forget the MAC heard from longest ago, but never the current one.
+                    forgot = true;
+                    let cur = state.current as usize;
+                    let i =
+                        (0..len).filter(|&i| i != cur).min_by_key(|&i| state.slots[i].last_seen).unwrap_or(0);
+                    if i == cur {
+                        state.current = NO_SLOT;
+                    }
+                    i
+                };
+                state.slots[i] =
+                    MacSlot { mac, first_seen: obs.time, first_frame: obs.frame, ..MacSlot::default() };
+                (i, false, Timestamp(0))
+            }
+        };
+        let slot = &mut state.slots[idx];
+        slot.last_seen = obs.time;
+        slot.last_frame = obs.frame;
+        slot.count += 1;
+        let current = state.current;
+        state.current = idx as u8;
+        let previous = state.slots.get(current as usize).map(|s| s.mac);
+        self.stats.macs_evicted += u64::from(forgot);
+        let Some(previous) = previous.filter(|_| current as usize != idx) else {
+            return;
+        };
+        if responder(inv, previous) == responder(inv, mac) {
+            // One node answering from several interfaces is MetalLB working as designed.
+            return;
+        }
+        let expected = match look {
+            Lookup::Watched(w) if matches!(w.role, Role::Service | Role::Registry) => {
+                matches!(inv.owner(previous), Some(Owner::Node(_)))
+                    && match inv.owner(mac) {
+                        Some(Owner::Node(n)) => w.announcers.is_empty() || w.announcers.contains(&n),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        };
+        self.raise(FindingKind::MacChanged, ip, mac, obs, sink, || Ctx {
+            other_mac: Some(previous),
+            expected,
+            flip_flop: known,
+            ..Ctx::of(look)
+        });
+        if let Some(f) = self.findings.get_mut(&FindingKey { kind: FindingKind::MacChanged, ip, mac }) {
+            // The latest change decides how the standing mac_changed finding reads.
+            f.other_mac = Some(previous);
+            f.expected = expected;
+            f.flip_flop |= known;
+        }
+        if known && !expected && obs.time.since(previous_claim) <= self.cfg.flip_window {
+            // The IP came back to a MAC that claimed it recently: both are answering.
+            self.raise(FindingKind::MultipleResponders, ip, mac, obs, sink, || Ctx {
+                other_mac: Some(previous),
+                ..Ctx::of(look)
+            });
+            self.raise(FindingKind::MultipleResponders, ip, previous, obs, sink, || Ctx {
+                other_mac: Some(mac),
+                ..Ctx::of(look)
+            });
+        }
+    }
+
+    fn probe(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {
+        let ip = IpKey::from(obs.target_ip);
+        let look = inv.lookup(ip);
+        let mac = obs.sender_mac;
+        let owner = match look {
+            Lookup::Unwatched => return,
+            Lookup::Watched(w) => w.owner,
+            Lookup::Pool(_) => None,
+        };
+        match inv.owner(mac) {
+            // Nodes probe: l2watch itself does, on every node.
+            Some(Owner::Node(_)) => return,
+            Some(o) if Some(o) == owner => return,
+            _ => {}
+        }
+        if inv.allowed(mac, ip) {
+            return;
+        }
+        self.raise(FindingKind::ForeignProbe, ip, mac, obs, sink, || Ctx::of(look));
+    }
+
+    /// The state for `ip`, created if there is room (making room by evicting the least recently seen
+    /// unwatched half when full). `None` when only watched IPs fill the table.
+    fn state(&mut self, ip: IpKey, watched: bool) -> Option<&mut IpState> {
+        if !self.ips.contains_key(&ip) && self.ips.len() >= self.cfg.max_tracked_ips {
+            self.evict_ips();
+            if self.ips.len() >= self.cfg.max_tracked_ips {
+                self.stats.ips_evicted += 1;
+                return None;
+            }
+        }
+        Some(self.ips.entry(ip).or_insert_with(|| IpState {
+            slots: [MacSlot::default(); MAX_MACS_PER_IP],
+            len: 0,
+            current: NO_SLOT,
+            watched,
+            last_seen: Timestamp(0),
+        }))
+    }
+
+    fn evict_ips(&mut self) {
+        self.scratch.clear();
+        self.scratch.extend(self.ips.values().filter(|s| !s.watched).map(|s| s.last_seen.0));
+        if self.scratch.is_empty() {
+            return;
+        }
+        let mid = self.scratch.len() / 2;
+        let cut = *self.scratch.select_nth_unstable(mid).1;
+        let before = self.ips.len();
+        self.ips.retain(|_, s| s.watched || s.last_seen.0 > cut);
+        self.stats.ips_evicted += (before - self.ips.len()) as u64;
+    }
+
+    fn raise(
+        &mut self,
+        kind: FindingKind,
+        ip: IpKey,
+        mac: Mac,
+        obs: &Observation,
+        sink: &mut impl Sink,
+        ctx: impl FnOnce() -> Ctx,
+    ) {
+        let key = FindingKey { kind, ip, mac };
+        if let Some(f) = self.findings.get_mut(&key) {
+            f.last_seen = obs.time;
+            f.last_frame = obs.frame;
+            f.count += 1;
+            sink.refreshed(f);
+            return;
+        }
+        if self.findings.len() >= self.cfg.max_findings {
+            self.evict_findings(obs.time, sink);
+        }
+        let c = ctx();
+        let f = Finding {
+            kind,
+            ip: ip.to_ip(),
+            mac,
+            other_mac: c.other_mac,
+            role: c.role,
+            service: c.service,
+            node: c.node,
+            pool: c.pool,
+            expected: c.expected,
+            flip_flop: c.flip_flop,
+            vlans: obs.vlans,
+            interface: obs.interface,
+            first_seen: obs.time,
+            last_seen: obs.time,
+            first_frame: obs.frame,
+            last_frame: obs.frame,
+            count: 1,
+        };
+        sink.raised(&f);
+        self.findings.insert(key, f);
+    }
+
+    /// Makes room for a new finding: expired ones first, then the least recently seen quarter, info
+    /// findings before the rest so a flood of noise cannot push out a conflict.
+    fn evict_findings(&mut self, now: Timestamp, sink: &mut impl Sink) {
+        self.expire(now, sink);
+        if self.findings.len() < self.cfg.max_findings {
+            return;
+        }
+        self.scratch.clear();
+        self.scratch.extend(self.findings.values().map(|f| {
+            let rank = u64::from(f.severity() != Severity::Info) << 63;
+            rank | (f.last_seen.0 >> 1)
+        }));
+        let nth = self.scratch.len() / 4;
+        let cut = *self.scratch.select_nth_unstable(nth).1;
+        let before = self.findings.len();
+        self.findings.retain(|_, f| {
+            let rank = (u64::from(f.severity() != Severity::Info) << 63) | (f.last_seen.0 >> 1);
+            let keep = rank > cut;
+            if !keep {
+                sink.cleared(f);
+            }
+            keep
+        });
+        self.stats.findings_evicted += (before - self.findings.len()) as u64;
+    }
+}

@@ -1,0 +1,197 @@
+//! Findings: the words used everywhere (metrics, logs, reports). See DESIGN.md "Findings".
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::ServiceName;
+use crate::inventory::Role;
+use crate::iprange::IpKey;
+use crate::mac::Mac;
+use crate::observation::{Timestamp, Vlans};
+
+/// How bad a finding is. Ordered: `Info < Warning < Critical`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Severity {
+    /// History worth recording; never alerts.
+    Info,
+    /// Needs a look.
+    Warning,
+    /// Traffic is (or is about to be) misdirected.
+    Critical,
+}
+
+impl Severity {
+    /// Label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every kind of finding of DESIGN.md.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum FindingKind {
+    /// A MAC outside the cluster and the allow-list claims a service IP.
+    ForeignMac,
+    /// A cluster node that is not the announcer claims a service IP.
+    WrongAnnouncer,
+    /// Two or more distinct responders for one IP.
+    MultipleResponders,
+    /// A service IP got no reply for N probe rounds.
+    Unanswered,
+    /// A MAC outside the cluster and the allow-list claims an unassigned pool IP.
+    PoolSquatter,
+    /// A node's (or known host's) IP claimed by a MAC that is not its own.
+    NodeIpConflict,
+    /// An RFC 5227 probe (or IPv6 DAD) from a foreign MAC for a watched IP.
+    ForeignProbe,
+    /// A Service's IP differs from the requested or registry IP, or it is pending.
+    IpDrift,
+    /// A Service carries a MetalLB-looking annotation key MetalLB does not read.
+    IgnoredAnnotation,
+    /// A Service's IP changed.
+    IpChanged,
+    /// A Service's announcing node changed.
+    AnnouncerChanged,
+    /// The MAC answering for an IP changed.
+    MacChanged,
+    /// Ethernet source differs from the ARP sender MAC.
+    EthShaMismatch,
+}
+
+impl FindingKind {
+    /// Every kind.
+    pub const ALL: [FindingKind; 13] = [
+        FindingKind::ForeignMac,
+        FindingKind::WrongAnnouncer,
+        FindingKind::MultipleResponders,
+        FindingKind::Unanswered,
+        FindingKind::PoolSquatter,
+        FindingKind::NodeIpConflict,
+        FindingKind::ForeignProbe,
+        FindingKind::IpDrift,
+        FindingKind::IgnoredAnnotation,
+        FindingKind::IpChanged,
+        FindingKind::AnnouncerChanged,
+        FindingKind::MacChanged,
+        FindingKind::EthShaMismatch,
+    ];
+
+    /// The name used in metrics, logs and reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ForeignMac => "foreign_mac",
+            FindingKind::WrongAnnouncer => "wrong_announcer",
+            FindingKind::MultipleResponders => "multiple_responders",
+            FindingKind::Unanswered => "unanswered",
+            FindingKind::PoolSquatter => "pool_squatter",
+            FindingKind::NodeIpConflict => "node_ip_conflict",
+            FindingKind::ForeignProbe => "foreign_probe",
+            FindingKind::IpDrift => "ip_drift",
+            FindingKind::IgnoredAnnotation => "ignored_annotation",
+            FindingKind::IpChanged => "ip_changed",
+            FindingKind::AnnouncerChanged => "announcer_changed",
+            FindingKind::MacChanged => "mac_changed",
+            FindingKind::EthShaMismatch => "eth_sha_mismatch",
+        }
+    }
+
+    /// Severity as in DESIGN.md.
+    pub const fn severity(self) -> Severity {
+        match self {
+            FindingKind::ForeignMac
+            | FindingKind::WrongAnnouncer
+            | FindingKind::MultipleResponders
+            | FindingKind::Unanswered
+            | FindingKind::NodeIpConflict => Severity::Critical,
+            FindingKind::PoolSquatter
+            | FindingKind::ForeignProbe
+            | FindingKind::IpDrift
+            | FindingKind::IgnoredAnnotation => Severity::Warning,
+            FindingKind::IpChanged
+            | FindingKind::AnnouncerChanged
+            | FindingKind::MacChanged
+            | FindingKind::EthShaMismatch => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What identifies one finding: one per kind, IP and MAC involved.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FindingKey {
+    /// Kind.
+    pub kind: FindingKind,
+    /// The IP concerned.
+    pub ip: IpKey,
+    /// The MAC concerned.
+    pub mac: Mac,
+}
+
+/// One finding with its evidence.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// Kind.
+    pub kind: FindingKind,
+    /// The IP concerned.
+    pub ip: IpAddr,
+    /// The MAC concerned (the claimer; for `mac_changed` the new MAC).
+    pub mac: Mac,
+    /// The other MAC: previous MAC for `mac_changed`, the other responder for `multiple_responders`,
+    /// the Ethernet source for `eth_sha_mismatch`.
+    pub other_mac: Option<Mac>,
+    /// Role of the IP in the inventory, when watched.
+    pub role: Option<Role>,
+    /// The Service that has the IP.
+    pub service: Option<Arc<ServiceName>>,
+    /// The node or host concerned: the claiming node for `wrong_announcer`, the IP's owner for
+    /// `node_ip_conflict`.
+    pub node: Option<Arc<str>>,
+    /// The pool of the IP.
+    pub pool: Option<Arc<str>>,
+    /// `mac_changed`: an announcer change (failover) explains it.
+    pub expected: bool,
+    /// `mac_changed`: the new MAC had claimed this IP before (a flip flop), rather than a new MAC.
+    pub flip_flop: bool,
+    /// VLAN tags of the first evidence.
+    pub vlans: Vlans,
+    /// Capture interface of the first evidence.
+    pub interface: u16,
+    /// First evidence.
+    pub first_seen: Timestamp,
+    /// Latest evidence.
+    pub last_seen: Timestamp,
+    /// Frame number of the first evidence.
+    pub first_frame: u64,
+    /// Frame number of the latest evidence.
+    pub last_frame: u64,
+    /// Pieces of evidence.
+    pub count: u64,
+}
+
+impl Finding {
+    /// Its key.
+    pub fn key(&self) -> FindingKey {
+        FindingKey { kind: self.kind, ip: IpKey::from(self.ip), mac: self.mac }
+    }
+
+    /// Its severity.
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+}

@@ -1,0 +1,19 @@
+//! l2watch: a Layer 2 conflict monitor for bare-metal Kubernetes clusters using MetalLB in layer2 mode.
+//!
+//! The data flow follows DESIGN.md: frames are decoded ([`decode`]) into [`observation::Observation`]s,
+//! the [`detect`] engine turns them into findings against an [`inventory::Inventory`], and the edges
+//! ([`replay`], [`analyze`]) feed and report it.
+
+pub mod analyze;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod detect;
+pub mod finding;
+pub mod frame;
+pub mod inventory;
+pub mod iprange;
+pub mod mac;
+pub mod observation;
+pub mod replay;
+pub mod report;

@@ -1,0 +1,449 @@
+//! Rendering findings for people (text) and programs (JSON, schema `l2watch.findings/v1`, documented
+//! in README.md). The daemon's `/findings` endpoint will use the same JSON shapes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::analyze::{Analysis, split_interface};
+use crate::decode::SkipReason;
+use crate::finding::{Finding, Severity};
+use crate::inventory::Inventory;
+use crate::observation::{FrameKind, Timestamp};
+use crate::replay::link_type_name;
+
+/// The JSON schema identifier; bumped only on incompatible changes.
+pub const SCHEMA: &str = "l2watch.findings/v1";
+
+/// RFC 3339 UTC time with microseconds, e.g. `2010-06-29T07:39:02.912345Z`.
+pub fn rfc3339(t: Timestamp) -> String {
+    let secs = t.secs();
+    let micros = (t.0 % 1_000_000_000) / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// One finding in JSON.
+#[derive(Debug, Serialize)]
+pub struct FindingJson {
+    /// Finding kind (`foreign_mac`, ...).
+    pub kind: &'static str,
+    /// `info`, `warning` or `critical`.
+    pub severity: &'static str,
+    /// Still active (evidence within the hold time) at the end of the input.
+    pub active: bool,
+    /// The IP concerned.
+    pub ip: String,
+    /// The MAC concerned.
+    pub mac: String,
+    /// The other MAC involved, if any.
+    pub other_mac: Option<String>,
+    /// Role of the IP (`service`, `node`, `host`, `registry`, `pool`) or null when not watched.
+    pub role: Option<&'static str>,
+    /// Service namespace, or null.
+    pub namespace: Option<String>,
+    /// Service name, or null.
+    pub service: Option<String>,
+    /// Node or host concerned, or null.
+    pub node: Option<String>,
+    /// Pool, or null.
+    pub pool: Option<String>,
+    /// `mac_changed`: explained by an announcer change.
+    pub expected: bool,
+    /// `mac_changed`: the new MAC had claimed the IP before.
+    pub flip_flop: bool,
+    /// VLAN IDs of the first evidence, outermost first.
+    pub vlans: Vec<u16>,
+    /// Capture file of the first evidence (analyze) or interface name (daemon).
+    pub source: String,
+    /// First evidence (RFC 3339).
+    pub first_seen: String,
+    /// Latest evidence (RFC 3339).
+    pub last_seen: String,
+    /// Frame number of the first evidence.
+    pub first_frame: u64,
+    /// Frame number of the latest evidence.
+    pub last_frame: u64,
+    /// Pieces of evidence.
+    pub count: u64,
+}
+
+impl FindingJson {
+    /// From a finding; `source` names where its first evidence came from.
+    pub fn new(f: &Finding, active: bool, source: String) -> FindingJson {
+        FindingJson {
+            kind: f.kind.as_str(),
+            severity: f.severity().as_str(),
+            active,
+            ip: f.ip.to_string(),
+            mac: f.mac.to_string(),
+            other_mac: f.other_mac.map(|m| m.to_string()),
+            role: f.role.map(|r| r.as_str()),
+            namespace: f.service.as_ref().map(|s| s.namespace.clone()),
+            service: f.service.as_ref().map(|s| s.name.clone()),
+            node: f.node.as_deref().map(str::to_owned),
+            pool: f.pool.as_deref().map(str::to_owned),
+            expected: f.expected,
+            flip_flop: f.flip_flop,
+            vlans: f.vlans.as_slice().to_vec(),
+            source,
+            first_seen: rfc3339(f.first_seen),
+            last_seen: rfc3339(f.last_seen),
+            first_frame: f.first_frame,
+            last_frame: f.last_frame,
+            count: f.count,
+        }
+    }
+}
+
+/// A MAC's history for one IP in JSON.
+#[derive(Debug, Serialize)]
+pub struct MacJson {
+    /// The MAC.
+    pub mac: String,
+    /// The node or host it belongs to, or null.
+    pub owner: Option<String>,
+    /// First claim.
+    pub first_seen: String,
+    /// Latest claim.
+    pub last_seen: String,
+    /// Frame of the first claim.
+    pub first_frame: u64,
+    /// Frame of the latest claim.
+    pub last_frame: u64,
+    /// Claims seen.
+    pub count: u64,
+}
+
+/// An IP with findings, and the MACs that claimed it.
+#[derive(Debug, Serialize)]
+pub struct IpJson {
+    /// The IP.
+    pub ip: String,
+    /// Highest severity among its findings.
+    pub severity: &'static str,
+    /// MACs that claimed it (empty when it is not tracked).
+    pub macs: Vec<MacJson>,
+}
+
+/// A file in JSON.
+#[derive(Debug, Serialize)]
+pub struct FileJson {
+    /// Path as given.
+    pub path: String,
+    /// `pcap`, `pcapng` or null.
+    pub format: Option<&'static str>,
+    /// Link type numbers of its interfaces.
+    pub link_types: Vec<u32>,
+    /// Frames read.
+    pub frames: u64,
+    /// Error, or null.
+    pub error: Option<String>,
+}
+
+/// Frame counts in JSON.
+#[derive(Debug, Serialize)]
+pub struct FramesJson {
+    /// Frames read.
+    pub total: u64,
+    /// ARP and ND frames decoded, by kind (every kind present, zero or not).
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// Neither ARP nor ND.
+    pub ignored: u64,
+    /// ARP/ND frames skipped, by reason (every reason present).
+    pub malformed: BTreeMap<&'static str, u64>,
+    /// Frames of link types l2watch does not decode.
+    pub unsupported_link_type: u64,
+}
+
+/// Summary in JSON.
+#[derive(Debug, Serialize)]
+pub struct SummaryJson {
+    /// Highest severity found, or null.
+    pub highest_severity: Option<&'static str>,
+    /// Findings per severity.
+    pub by_severity: BTreeMap<&'static str, u64>,
+    /// Findings not listed because of the report cap.
+    pub findings_omitted: u64,
+    /// IPs with per-IP history at the end.
+    pub tracked_ips: usize,
+    /// Per-IP states, MACs and findings evicted by the state caps.
+    pub evicted: u64,
+    /// Exit status of `analyze`.
+    pub exit_status: i32,
+}
+
+/// The whole `analyze` report.
+#[derive(Debug, Serialize)]
+pub struct ReportJson {
+    /// Always [`SCHEMA`].
+    pub schema: &'static str,
+    /// Input files.
+    pub files: Vec<FileJson>,
+    /// Frame counts.
+    pub frames: FramesJson,
+    /// Findings, most severe first, then by IP and first evidence.
+    pub findings: Vec<FindingJson>,
+    /// IPs with findings and their MAC history.
+    pub ips: Vec<IpJson>,
+    /// Summary.
+    pub summary: SummaryJson,
+}
+
+/// Exit status: 2 on an error, else 1 when a finding of warning or above exists, else 0.
+pub fn exit_status(a: &Analysis) -> i32 {
+    if a.had_errors() {
+        2
+    } else if a.findings.iter().any(|(f, _)| f.severity() >= Severity::Warning) {
+        1
+    } else {
+        0
+    }
+}
+
+fn sorted(a: &Analysis) -> Vec<&(Finding, bool)> {
+    let mut v: Vec<&(Finding, bool)> = a.findings.iter().collect();
+    v.sort_by(|(x, _), (y, _)| {
+        y.severity()
+            .cmp(&x.severity())
+            .then(x.ip.cmp(&y.ip))
+            .then(x.first_seen.cmp(&y.first_seen))
+            .then(x.kind.cmp(&y.kind))
+    });
+    v
+}
+
+fn source_of(a: &Analysis, interface: u16) -> String {
+    let (file, iface) = split_interface(interface);
+    match a.files.get(file) {
+        Some(f) if f.link_types.len() > 1 => format!("{}#{iface}", f.path.display()),
+        Some(f) => f.path.display().to_string(),
+        None => String::new(),
+    }
+}
+
+/// Builds the JSON report.
+pub fn to_json(a: &Analysis, inv: &Inventory) -> ReportJson {
+    let findings = sorted(a);
+    let mut by_severity: BTreeMap<&'static str, u64> =
+        [Severity::Info, Severity::Warning, Severity::Critical].iter().map(|s| (s.as_str(), 0)).collect();
+    for (f, _) in &findings {
+        *by_severity.entry(f.severity().as_str()).or_default() += 1;
+    }
+    let highest = findings.first().map(|(f, _)| f.severity().as_str());
+    let mut ips: Vec<IpJson> = Vec::new();
+    for (f, _) in &findings {
+        let ip = f.ip.to_string();
+        if ips.iter().any(|i| i.ip == ip) {
+            continue;
+        }
+        let macs = a
+            .detector
+            .history(f.ip)
+            .unwrap_or(&[])
+            .iter()
+            .map(|s| MacJson {
+                mac: s.mac.to_string(),
+                owner: inv.owner(s.mac).map(|o| inv.owner_name(o).to_string()),
+                first_seen: rfc3339(s.first_seen),
+                last_seen: rfc3339(s.last_seen),
+                first_frame: s.first_frame,
+                last_frame: s.last_frame,
+                count: s.count,
+            })
+            .collect();
+        ips.push(IpJson { ip, severity: f.severity().as_str(), macs });
+    }
+    let stats = a.detector.stats();
+    ReportJson {
+        schema: SCHEMA,
+        files: a
+            .files
+            .iter()
+            .map(|f| FileJson {
+                path: f.path.display().to_string(),
+                format: f.format,
+                link_types: f.link_types.clone(),
+                frames: f.frames,
+                error: file_error(f),
+            })
+            .collect(),
+        frames: FramesJson {
+            total: a.frames.total,
+            by_kind: FrameKind::ALL.iter().map(|k| (k.as_str(), stats.frames[k.index()])).collect(),
+            ignored: a.frames.ignored,
+            malformed: SkipReason::ALL.iter().map(|r| (r.as_str(), a.frames.skipped[r.index()])).collect(),
+            unsupported_link_type: a.frames.unsupported_link_type,
+        },
+        findings: findings
+            .iter()
+            .map(|(f, active)| FindingJson::new(f, *active, source_of(a, f.interface)))
+            .collect(),
+        ips,
+        summary: SummaryJson {
+            highest_severity: highest,
+            by_severity,
+            findings_omitted: a.findings_omitted,
+            tracked_ips: a.detector.tracked_ips(),
+            evicted: stats.evicted(),
+            exit_status: exit_status(a),
+        },
+    }
+}
+
+fn file_error(f: &crate::analyze::FileOutcome) -> Option<String> {
+    let mut parts: Vec<String> = f.error.iter().cloned().collect();
+    for (lt, n) in &f.unsupported {
+        parts.push(format!(
+            "{}: link type {lt} ({}) is not supported (l2watch decodes Ethernet, Linux cooked v1 and v2, IP over InfiniBand): {n} frames skipped",
+            f.path.display(),
+            link_type_name(*lt)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// Renders the report for people.
+pub fn to_text(a: &Analysis, inv: &Inventory) -> String {
+    let j = to_json(a, inv);
+    let mut out = String::new();
+    let decoded: u64 = j.frames.by_kind.values().sum();
+    let malformed: u64 = j.frames.malformed.values().sum();
+    let _ = writeln!(
+        out,
+        "l2watch analyze: {} file(s), {} frames: {decoded} ARP/ND, {} other, {malformed} malformed or unsupported ARP/ND{}",
+        j.files.len(),
+        j.frames.total,
+        j.frames.ignored,
+        if j.frames.unsupported_link_type > 0 {
+            format!(", {} of an unsupported link type", j.frames.unsupported_link_type)
+        } else {
+            String::new()
+        }
+    );
+    for f in &j.files {
+        if let Some(e) = &f.error {
+            let _ = writeln!(out, "error: {e}");
+        }
+    }
+    let _ = writeln!(out);
+    if j.findings.is_empty() {
+        let _ = writeln!(out, "No findings.");
+    }
+    for ip in &j.ips {
+        let mine: Vec<&FindingJson> = j.findings.iter().filter(|f| f.ip == ip.ip).collect();
+        let first = mine[0];
+        let mut what = String::new();
+        if let Some(role) = first.role {
+            what.push_str(role);
+        }
+        if let (Some(ns), Some(s)) = (&first.namespace, &first.service) {
+            let _ = write!(what, " {ns}/{s}");
+        }
+        if let Some(p) = &first.pool {
+            let _ = write!(what, ", pool {p}");
+        }
+        let _ = writeln!(
+            out,
+            "{}{}",
+            ip.ip,
+            if what.is_empty() { String::new() } else { format!("  ({})", what.trim()) }
+        );
+        for f in &mine {
+            let _ = writeln!(out, "  {:<8} {:<20} {}", f.severity.to_uppercase(), f.kind, describe(f));
+            let _ = writeln!(
+                out,
+                "           {:<20} {} time(s), frames {}..{}, {} .. {}{}{}",
+                "",
+                f.count,
+                f.first_frame,
+                f.last_frame,
+                f.first_seen,
+                f.last_seen,
+                if f.vlans.is_empty() { String::new() } else { format!(", vlan {:?}", f.vlans) },
+                if f.active { "" } else { " (cleared)" }
+            );
+        }
+        if !ip.macs.is_empty() {
+            let _ = writeln!(out, "  MACs that claimed it:");
+            for m in &ip.macs {
+                let _ = writeln!(
+                    out,
+                    "    {}  {:>6} claim(s)  frames {}..{}  {} .. {}{}",
+                    m.mac,
+                    m.count,
+                    m.first_frame,
+                    m.last_frame,
+                    m.first_seen,
+                    m.last_seen,
+                    m.owner.as_deref().map(|o| format!("  ({o})")).unwrap_or_default()
+                );
+            }
+        }
+        let _ = writeln!(out);
+    }
+    if j.summary.findings_omitted > 0 {
+        let _ = writeln!(out, "{} more findings not listed (report cap).", j.summary.findings_omitted);
+    }
+    let kinds: Vec<String> =
+        j.frames.by_kind.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "Frames by kind: {}",
+        if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") }
+    );
+    let bad: Vec<String> =
+        j.frames.malformed.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    if !bad.is_empty() {
+        let _ = writeln!(out, "Malformed or unsupported ARP/ND: {}", bad.join(", "));
+    }
+    if j.summary.evicted > 0 {
+        let _ = writeln!(
+            out,
+            "State caps reached: {} entries evicted (see detect.max_* in the config).",
+            j.summary.evicted
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Result: {} critical, {} warning, {} info; exit status {}",
+        j.summary.by_severity["critical"],
+        j.summary.by_severity["warning"],
+        j.summary.by_severity["info"],
+        j.summary.exit_status
+    );
+    out
+}
+
+fn describe(f: &FindingJson) -> String {
+    let other = f.other_mac.as_deref().unwrap_or("?");
+    let node = f.node.as_deref().unwrap_or("?");
+    match f.kind {
+        "foreign_mac" => format!("{} (not a cluster node, not allow-listed) claims this service IP", f.mac),
+        "wrong_announcer" => format!("node {node} ({}) claims it but is not its announcer", f.mac),
+        "multiple_responders" => format!("{} and {other} both answer for it", f.mac),
+        "pool_squatter" => format!("{} (outside the cluster) uses this unassigned pool address", f.mac),
+        "node_ip_conflict" => format!("{} claims the address of {node}", f.mac),
+        "foreign_probe" => format!("{} probes for it (RFC 5227 / DAD): it is about to take it", f.mac),
+        "mac_changed" => format!(
+            "now {} (was {other}){}{}",
+            f.mac,
+            if f.flip_flop { ", flip flop back to an earlier MAC" } else { ", a new MAC" },
+            if f.expected { ", expected: announcer change" } else { "" }
+        ),
+        "eth_sha_mismatch" => format!("ARP sender {} sent from Ethernet source {other}", f.mac),
+        _ => f.mac.clone(),
+    }
+}
