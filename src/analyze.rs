@@ -9,6 +9,7 @@ use crate::decode::{self, Decoded, FrameMeta, LinkType, SkipReason};
 use crate::detect::{Detector, Sink};
 use crate::finding::Finding;
 use crate::inventory::Inventory;
+use crate::observation::Vlans;
 use crate::replay::{self, ReplayError};
 
 /// Most findings kept for a report (active and cleared together); more are counted, not listed.
@@ -42,7 +43,15 @@ pub struct FrameCounts {
     pub skipped: [u64; SkipReason::ALL.len()],
     /// Frames of unsupported link types.
     pub unsupported_link_type: u64,
+    /// ARP/ND frames per VLAN tag stack (untagged frames are not counted here); at most
+    /// [`MAX_VLAN_STACKS`] stacks, the rest in `vlans_other`.
+    pub vlans: rustc_hash::FxHashMap<Vlans, u64>,
+    /// Tagged ARP/ND frames whose stack did not fit in `vlans`.
+    pub vlans_other: u64,
 }
+
+/// Most distinct VLAN tag stacks counted in a report.
+pub const MAX_VLAN_STACKS: usize = 1024;
 
 /// Everything `analyze` found, ready to be rendered by [`crate::report`].
 pub struct Analysis {
@@ -105,7 +114,19 @@ pub fn analyze(files: &[PathBuf], inventory: &Inventory, detect: DetectConfig) -
                 vlan: None,
             };
             match decode::decode(link, raw.data, &meta) {
-                Decoded::Frame(obs) => detector.observe(&obs, inventory, &mut sink),
+                Decoded::Frame(obs) => {
+                    if !obs.vlans.is_empty() {
+                        let n = counts.vlans.len();
+                        match counts.vlans.get_mut(&obs.vlans) {
+                            Some(c) => *c += 1,
+                            None if n < MAX_VLAN_STACKS => {
+                                counts.vlans.insert(obs.vlans, 1);
+                            }
+                            None => counts.vlans_other += 1,
+                        }
+                    }
+                    detector.observe(&obs, inventory, &mut sink)
+                }
                 Decoded::Ignored => counts.ignored += 1,
                 Decoded::Skipped(reason) => counts.skipped[reason.index()] += 1,
             }

@@ -166,6 +166,17 @@ pub struct FramesJson {
     pub malformed: BTreeMap<&'static str, u64>,
     /// Frames of link types l2watch does not decode.
     pub unsupported_link_type: u64,
+    /// ARP/ND frames per VLAN tag stack, outermost first; untagged frames are not listed.
+    pub vlans: Vec<VlanJson>,
+}
+
+/// Frames seen with one VLAN tag stack.
+#[derive(Debug, Serialize)]
+pub struct VlanJson {
+    /// VLAN IDs, outermost first.
+    pub ids: Vec<u16>,
+    /// ARP/ND frames with exactly this stack.
+    pub frames: u64,
 }
 
 /// Summary in JSON.
@@ -286,6 +297,16 @@ pub fn to_json(a: &Analysis, inv: &Inventory) -> ReportJson {
             ignored: a.frames.ignored,
             malformed: SkipReason::ALL.iter().map(|r| (r.as_str(), a.frames.skipped[r.index()])).collect(),
             unsupported_link_type: a.frames.unsupported_link_type,
+            vlans: {
+                let mut v: Vec<VlanJson> = a
+                    .frames
+                    .vlans
+                    .iter()
+                    .map(|(k, n)| VlanJson { ids: k.as_slice().to_vec(), frames: *n })
+                    .collect();
+                v.sort_by(|x, y| x.ids.cmp(&y.ids));
+                v
+            },
         },
         findings: findings
             .iter()
@@ -404,6 +425,18 @@ pub fn to_text(a: &Analysis, inv: &Inventory) -> String {
         "Frames by kind: {}",
         if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") }
     );
+    if !j.frames.vlans.is_empty() {
+        let v: Vec<String> = j
+            .frames
+            .vlans
+            .iter()
+            .map(|v| {
+                let ids: Vec<String> = v.ids.iter().map(u16::to_string).collect();
+                format!("{} {}", ids.join("."), v.frames)
+            })
+            .collect();
+        let _ = writeln!(out, "Frames by VLAN (outer.inner): {}", v.join(", "));
+    }
     let bad: Vec<String> =
         j.frames.malformed.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     if !bad.is_empty() {

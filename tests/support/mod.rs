@@ -376,3 +376,109 @@ fn temp_file(suffix: &str, bytes: &[u8]) -> tempfile::TempPath {
     f.flush().expect("flush temp capture");
     f.into_temp_path()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Running the l2watch binary.
+
+/// What one run of the binary gave.
+pub struct Run {
+    /// Exit status (-1 when killed by a signal).
+    pub status: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Standard output parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+/// Runs the l2watch binary with `args`.
+pub fn l2watch(args: &[&str]) -> Run {
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_l2watch")).args(args).output().expect("run l2watch");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A YAML config in a temporary file.
+pub fn config_file(yaml: &str) -> tempfile::TempPath {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().expect("temp config");
+    std::io::Write::write_all(&mut f, yaml.as_bytes()).expect("write config");
+    f.into_temp_path()
+}
+
+/// `l2watch analyze --format json` on `files`, with `config` (YAML) if given. Panics unless the exit
+/// status is 0, 1 or 2 and stdout is JSON.
+pub fn analyze(files: &[&Path], config: Option<&str>) -> (i32, serde_json::Value) {
+    let cfg = config.map(config_file);
+    let mut args: Vec<String> = vec!["analyze".into(), "--format".into(), "json".into()];
+    if let Some(c) = &cfg {
+        args.push("--config".into());
+        args.push(c.to_str().expect("utf-8 path").into());
+    }
+    args.extend(files.iter().map(|f| f.to_str().expect("utf-8 path").to_owned()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = l2watch(&argv);
+    assert!((0..=2).contains(&run.status), "status {}; stderr:\n{}", run.status, run.stderr);
+    assert!(!run.stderr.contains("panicked"), "panic:\n{}", run.stderr);
+    let json = run.json();
+    assert_eq!(
+        json["summary"]["exit_status"].as_i64(),
+        Some(i64::from(run.status)),
+        "report and exit status disagree"
+    );
+    (run.status, json)
+}
+
+/// Builds `capture` into a temp pcap and analyzes it.
+pub fn analyze_capture(capture: &Capture, config: Option<&str>) -> (i32, serde_json::Value) {
+    let path = capture.temp_pcap();
+    analyze(&[&path], config)
+}
+
+/// The findings of `report` of one kind.
+pub fn findings<'a>(report: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"].as_array().expect("findings array").iter().filter(|f| f["kind"] == kind).collect()
+}
+
+/// Every finding kind present in `report` of warning or critical severity, sorted.
+pub fn alerting_kinds(report: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = report["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .filter(|f| f["severity"] != "info")
+        .map(|f| f["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The shared test data directory (`shared/testdata`), found by walking up from the crate. Panics when
+/// it is missing: tests that need it must fail, not pass silently.
+pub fn testdata() -> std::path::PathBuf {
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let candidate = dir.join("shared/testdata");
+        if candidate.is_dir() {
+            return candidate;
+        }
+        dir = dir.parent().unwrap_or_else(|| {
+            panic!(
+                "shared/testdata not found above {}: check out ../shared beside the repo",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        });
+    }
+}
