@@ -150,7 +150,7 @@ impl Default for DetectConfig {
             hold: Duration::from_secs(600),
             flip_window: Duration::from_secs(300),
             track: Track::Auto,
-            max_tracked_ips: 32_768,
+            max_tracked_ips: 16_384,
             max_macs_per_ip: 4,
             max_findings: 2_048,
         }

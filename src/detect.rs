@@ -130,9 +130,12 @@ impl Detector {
     pub fn new(cfg: DetectConfig) -> Detector {
         let cap_ips = cfg.max_tracked_ips.max(16);
         let cap_findings = cfg.max_findings.max(16);
+        // Twice the cap: eviction by `retain` leaves tombstones, and hashbrown rehashes in place (no
+        // allocation) only while the table is at most half full; at more it doubles. Reserving 2x
+        // keeps the tables at their first allocation forever, whatever the traffic.
         Detector {
-            ips: FxHashMap::with_capacity_and_hasher(cap_ips + 1, Default::default()),
-            findings: FxHashMap::with_capacity_and_hasher(cap_findings + 1, Default::default()),
+            ips: FxHashMap::with_capacity_and_hasher(2 * cap_ips, Default::default()),
+            findings: FxHashMap::with_capacity_and_hasher(2 * cap_findings, Default::default()),
             scratch: Vec::with_capacity(cap_ips.max(cap_findings)),
             stats: Stats::default(),
             next_sweep: Timestamp(0),
@@ -461,5 +464,74 @@ impl Detector {
             keep
         });
         self.stats.findings_evicted += (before - self.findings.len()) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::Observation;
+    use std::net::Ipv4Addr;
+
+    fn claim(ip: u32, mac: u64, t: u64) -> Observation {
+        let b = mac.to_be_bytes();
+        let m = Mac([0x02, b[3], b[4], b[5], b[6], b[7]]);
+        Observation {
+            time: Timestamp(t),
+            kind: FrameKind::Reply,
+            sender_mac: m,
+            eth_src: m,
+            sender_ip: IpAddr::V4(Ipv4Addr::from(ip)),
+            ..Observation::EMPTY
+        }
+    }
+
+    #[test]
+    fn tables_never_grow_past_their_first_allocation() {
+        let cfg = DetectConfig { max_tracked_ips: 4096, max_macs_per_ip: 2, ..DetectConfig::default() };
+        let mut d = Detector::new(cfg);
+        let inv = Inventory::none();
+        let (ips0, findings0) = (d.ips.capacity(), d.findings.capacity());
+        // The benchmark's random flood: every frame a new IP and a new MAC.
+        let mut frames = Vec::new();
+        let mut out = crate::synth::Emitter::new(|t: u64, f: &[u8]| frames.push((t, f.to_vec())));
+        crate::synth::flood(&mut out, &mut crate::synth::SplitMix64::new(1), 300_000);
+        for (t, f) in &frames {
+            let meta = crate::decode::FrameMeta { time: Timestamp(*t), ..Default::default() };
+            if let crate::decode::Decoded::Frame(o) =
+                crate::decode::decode(crate::decode::LinkType::Ethernet, f, &meta)
+            {
+                d.observe(&o, &inv, &mut NoSink);
+            }
+            assert!(d.tracked_ips() <= 4096);
+        }
+        // And a few IPs answered by more MACs than the per-IP cap.
+        for i in 0..1000u32 {
+            for m in 0..3 {
+                d.observe(&claim(7, u64::from(i * 3 + m), 300_000_000 + u64::from(i)), &inv, &mut NoSink);
+            }
+        }
+        // capacity() shrinks a little with tombstones and doubles on a resize.
+        assert!(d.ips.capacity() <= ips0 && d.findings.capacity() <= findings0, "a table grew");
+        assert!(d.stats().ips_evicted >= 295_000 && d.stats().macs_evicted >= 2_000, "{:?}", d.stats());
+    }
+
+    #[test]
+    fn findings_are_capped_and_conflicts_outlive_noise() {
+        let cfg = DetectConfig { max_findings: 64, ..DetectConfig::default() };
+        let mut d = Detector::new(cfg);
+        let inv = Inventory::none();
+        // One real conflict (flip back within the window), then a flood of info-only mismatches.
+        for (t, mac) in [(1, 1), (2, 2), (3, 1)] {
+            d.observe(&claim(0x0a00_0001, mac, t), &inv, &mut NoSink);
+        }
+        for i in 0..10_000u32 {
+            let mut o = claim(0x0b00_0000 + i, u64::from(i) + 100, 10 + u64::from(i));
+            o.eth_src = Mac([0x02, 0, 0, 0, 0, 0xee]);
+            d.observe(&o, &inv, &mut NoSink);
+        }
+        assert!(d.findings().count() <= 64);
+        assert!(d.stats().findings_evicted > 9_000);
+        assert_eq!(d.findings().filter(|f| f.kind == FindingKind::MultipleResponders).count(), 2);
     }
 }

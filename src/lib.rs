@@ -17,3 +17,4 @@ pub mod mac;
 pub mod observation;
 pub mod replay;
 pub mod report;
+pub mod synth;
