@@ -115,6 +115,11 @@ impl Ctx {
     }
 }
 
+/// Order in which findings are evicted, lowest first: info before the rest, then oldest evidence.
+fn eviction_rank(f: &Finding) -> u64 {
+    (u64::from(f.severity() != Severity::Info) << 63) | (f.last_seen.0 >> 1)
+}
+
 /// Identity of a responder: a node or host counts once however many MACs it answers with.
 #[inline]
 fn responder(inv: &Inventory, mac: Mac) -> u64 {
@@ -448,16 +453,12 @@ impl Detector {
             return;
         }
         self.scratch.clear();
-        self.scratch.extend(self.findings.values().map(|f| {
-            let rank = u64::from(f.severity() != Severity::Info) << 63;
-            rank | (f.last_seen.0 >> 1)
-        }));
+        self.scratch.extend(self.findings.values().map(eviction_rank));
         let nth = self.scratch.len() / 4;
         let cut = *self.scratch.select_nth_unstable(nth).1;
         let before = self.findings.len();
         self.findings.retain(|_, f| {
-            let rank = (u64::from(f.severity() != Severity::Info) << 63) | (f.last_seen.0 >> 1);
-            let keep = rank > cut;
+            let keep = eviction_rank(f) > cut;
             if !keep {
                 sink.cleared(f);
             }

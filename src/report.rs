@@ -168,6 +168,8 @@ pub struct FramesJson {
     pub unsupported_link_type: u64,
     /// ARP/ND frames per VLAN tag stack, outermost first; untagged frames are not listed.
     pub vlans: Vec<VlanJson>,
+    /// Tagged ARP/ND frames whose stack was not listed (more distinct stacks than the report keeps).
+    pub vlans_other: u64,
 }
 
 /// Frames seen with one VLAN tag stack.
@@ -307,6 +309,7 @@ pub fn to_json(a: &Analysis, inv: &Inventory) -> ReportJson {
                 v.sort_by(|x, y| x.ids.cmp(&y.ids));
                 v
             },
+            vlans_other: a.frames.vlans_other,
         },
         findings: findings
             .iter()
