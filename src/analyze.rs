@@ -50,6 +50,29 @@ pub struct FrameCounts {
     pub vlans_other: u64,
 }
 
+impl FrameCounts {
+    /// Counts one decoded frame (everything but `total` and `unsupported_link_type`).
+    #[inline]
+    pub fn count(&mut self, decoded: &Decoded) {
+        match decoded {
+            Decoded::Frame(obs) => {
+                if !obs.vlans.is_empty() {
+                    let n = self.vlans.len();
+                    match self.vlans.get_mut(&obs.vlans) {
+                        Some(c) => *c += 1,
+                        None if n < MAX_VLAN_STACKS => {
+                            self.vlans.insert(obs.vlans, 1);
+                        }
+                        None => self.vlans_other += 1,
+                    }
+                }
+            }
+            Decoded::Ignored => self.ignored += 1,
+            Decoded::Skipped(reason) => self.skipped[reason.index()] += 1,
+        }
+    }
+}
+
 /// Most distinct VLAN tag stacks counted in a report.
 pub const MAX_VLAN_STACKS: usize = 1024;
 
@@ -113,22 +136,10 @@ pub fn analyze(files: &[PathBuf], inventory: &Inventory, detect: DetectConfig) -
                 outgoing: false,
                 vlan: None,
             };
-            match decode::decode(link, raw.data, &meta) {
-                Decoded::Frame(obs) => {
-                    if !obs.vlans.is_empty() {
-                        let n = counts.vlans.len();
-                        match counts.vlans.get_mut(&obs.vlans) {
-                            Some(c) => *c += 1,
-                            None if n < MAX_VLAN_STACKS => {
-                                counts.vlans.insert(obs.vlans, 1);
-                            }
-                            None => counts.vlans_other += 1,
-                        }
-                    }
-                    detector.observe(&obs, inventory, &mut sink)
-                }
-                Decoded::Ignored => counts.ignored += 1,
-                Decoded::Skipped(reason) => counts.skipped[reason.index()] += 1,
+            let decoded = decode::decode(link, raw.data, &meta);
+            counts.count(&decoded);
+            if let Decoded::Frame(obs) = decoded {
+                detector.observe(&obs, inventory, &mut sink);
             }
         });
         let (info, error) = match result {
@@ -165,8 +176,9 @@ pub fn analyze(files: &[PathBuf], inventory: &Inventory, detect: DetectConfig) -
     Analysis { files: outcomes, frames: counts, findings, findings_omitted: omitted, detector }
 }
 
-/// Interface numbers carry the file: 16 interfaces per file, plenty for pcapng captures.
-fn interface_id(file: usize, iface: u16) -> u16 {
+/// Interface numbers carry the file (or, live, the capture interface): 16 interfaces per file, plenty
+/// for pcapng captures.
+pub fn interface_id(file: usize, iface: u16) -> u16 {
     ((file.min(4095) as u16) << 4) | (iface & 0xf)
 }
 

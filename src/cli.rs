@@ -58,6 +58,67 @@ pub enum Command {
         #[arg(long, value_enum)]
         inventory: Option<InventoryFlag>,
     },
+    /// Run the daemon: capture ARP/ND, probe watched addresses, serve /metrics, /findings, /healthz, /readyz.
+    ///
+    /// Needs CAP_NET_RAW. Stops cleanly on SIGTERM or SIGINT.
+    Run {
+        /// Config file (inventory, allow-list, registry, capture, probe and metric settings).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Interface to capture and probe on (repeatable). Default: `capture.interfaces`, else the
+        /// interface of the default route.
+        #[arg(long, short = 'i', value_name = "IF")]
+        interface: Vec<String>,
+        /// HTTP address. Default: `metrics.listen` (0.0.0.0:9787).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// This node's name. Default: `node_name`, then $NODE_NAME, then the hostname.
+        #[arg(long, value_name = "NAME")]
+        node_name: Option<String>,
+        /// Inventory source; overrides `inventory.source` of the config.
+        #[arg(long, value_enum)]
+        inventory: Option<InventoryFlag>,
+        /// Do not send probes: passive monitoring only.
+        #[arg(long)]
+        no_probe: bool,
+        /// Log level: error, warn, info, debug or trace.
+        #[arg(long, value_name = "LEVEL", default_value = "info")]
+        log_level: tracing::Level,
+    },
+    /// Probe address ranges once (RFC 5227 / DAD) and list who answers: for choosing a safe pool.
+    ///
+    /// Exit status: 0 no address answered by two devices, 1 some address was, 2 an error.
+    Scan {
+        /// CIDRs (10.0.0.240/28), ranges (10.0.0.240-10.0.0.250) or single addresses; IPv4 or IPv6.
+        #[arg(required = true, value_name = "RANGE")]
+        ranges: Vec<crate::iprange::IpRange>,
+        /// Config file: names nodes, hosts and allow-listed MACs in the report.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Interface to probe on (repeatable). Default: the interface of the default route.
+        #[arg(long, short = 'i', value_name = "IF")]
+        interface: Vec<String>,
+        /// Probes per address.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Probes per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Seconds to wait for replies after the last probe.
+        #[arg(long, default_value_t = 1.0)]
+        wait: f64,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+fn node_name(flag: Option<String>, config: &Config) -> String {
+    flag.or_else(|| config.node_name.clone())
+        .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// Loads the config (or defaults), its registry, and builds the inventory.
@@ -85,6 +146,51 @@ pub fn load(config: Option<&Path>, inventory: Option<InventoryFlag>) -> anyhow::
 /// Runs the command; returns the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
+        Command::Run { config, interface, listen, node_name: node, inventory, no_probe, log_level } => {
+            use std::io::IsTerminal as _;
+            tracing_subscriber::fmt()
+                .with_max_level(log_level)
+                .with_target(false)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .init();
+            let (mut cfg, inv) = load(config.as_deref(), inventory)?;
+            if no_probe {
+                cfg.probe.enabled = false;
+            }
+            if let Some(l) = listen {
+                cfg.metrics.listen = l;
+            }
+            let named = node.is_some() || cfg.node_name.is_some() || std::env::var_os("NODE_NAME").is_some();
+            let node = node_name(node, &cfg);
+            crate::daemon::start(cfg, inv, &node, named, interface)
+        }
+        Command::Scan { ranges, config, interface, rounds, rate, wait, format } => {
+            let (cfg, inv) = load(config.as_deref(), None)?;
+            let ips = crate::scan::addresses(&ranges).map_err(anyhow::Error::msg)?;
+            let sys = crate::netif::Sys::default();
+            let names = crate::daemon::interfaces(interface, &cfg, &sys)?;
+            let mut rings =
+                crate::daemon::open_rings(&sys, &names, &crate::daemon::ring_config(cfg.capture.ring_mib))?;
+            let own: Vec<crate::mac::Mac> = sys.answering_macs(&[])?.into_iter().map(|(_, m)| m).collect();
+            if !(0.0..=60.0).contains(&wait) {
+                anyhow::bail!("--wait must be 0 to 60 seconds");
+            }
+            let opts =
+                crate::scan::ScanOptions { rounds, rate, wait: std::time::Duration::from_secs_f64(wait) };
+            let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own)?;
+            report.ranges = ranges.iter().map(ToString::to_string).collect();
+            let text = match format {
+                Format::Text => crate::scan::to_text(&report),
+                Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+            };
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
+                .context("writing the report")?;
+            Ok(i32::from(report.conflicts > 0))
+        }
         Command::Analyze { files, config, format, inventory } => {
             let (cfg, inv) = load(config.as_deref(), inventory)?;
             let analysis = crate::analyze::analyze(&files, &inv, cfg.detect.clone());

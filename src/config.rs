@@ -25,6 +25,107 @@ pub struct Config {
     pub registry: Option<PathBuf>,
     /// Detection windows and state limits.
     pub detect: DetectConfig,
+    /// This node's name, as in Kubernetes. Unset: `--node-name`, then `$NODE_NAME`, then the hostname.
+    pub node_name: Option<String>,
+    /// Live capture (`l2watch run`, `l2watch scan`).
+    pub capture: CaptureConfig,
+    /// Active probing of watched addresses.
+    pub probe: ProbeConfig,
+    /// The HTTP endpoint and metric limits.
+    pub metrics: MetricsConfig,
+}
+
+/// The `capture:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interfaces to watch and probe on. Empty: the interface of the default route.
+    pub interfaces: Vec<String>,
+    /// Interfaces whose MACs are not among the MACs this node answers ARP with; `*` matches any run of
+    /// characters. The default is MetalLB's own `announcedInterfacesToExclude` list.
+    pub exclude: Vec<String>,
+    /// Kernel ring buffer per interface, in MiB (1 to 256). 4 MiB holds ~29,000 ARP frames.
+    pub ring_mib: usize,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            exclude: [
+                "docker*",
+                "cbr*",
+                "dummy*",
+                "virbr*",
+                "lxcbr*",
+                "veth*",
+                "lo",
+                "cali*",
+                "tunl*",
+                "flannel*",
+                "kube-ipvs*",
+                "cni*",
+                "nodelocaldns*",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ring_mib: 4,
+        }
+    }
+}
+
+/// The `probe:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Send RFC 5227 probes at all. Off: passive monitoring only (a switched LAN hides most conflicts).
+    pub enabled: bool,
+    /// How often each service, node, host and registry address is probed (with +-10% jitter).
+    #[serde(with = "humane_duration")]
+    pub interval: Duration,
+    /// How often each unassigned pool address is probed.
+    #[serde(with = "humane_duration")]
+    pub pool_interval: Duration,
+    /// How long replies to one probe count towards its round.
+    #[serde(with = "humane_duration")]
+    pub reply_window: Duration,
+    /// At most this many probes per second, over all addresses and interfaces.
+    pub rate: u32,
+    /// A service address is `unanswered` after this many silent rounds in a row.
+    pub unanswered_after: u32,
+    /// Unassigned pool addresses beyond this many are not probed (an IPv6 /64 pool is not sweepable).
+    pub max_pool_addresses: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            pool_interval: Duration::from_secs(300),
+            reply_window: Duration::from_secs(1),
+            rate: 100,
+            unanswered_after: 3,
+            max_pool_addresses: 4096,
+        }
+    }
+}
+
+/// The `metrics:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/findings`).
+    pub listen: std::net::SocketAddr,
+    /// At most this many series whose labels the LAN controls (IPs, MACs); the oldest are evicted and
+    /// counted in `l2watch_series_evicted_total`.
+    pub max_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: std::net::SocketAddr::from(([0, 0, 0, 0], 9787)), max_series: 4096 }
+    }
 }
 
 /// Which inventory source l2watch uses.
@@ -416,6 +517,27 @@ impl Config {
         }
         if d.hold.is_zero() {
             return Err(invalid(path, &top, "detect.hold must be longer than zero".into()));
+        }
+        let fail = |msg: String| Err(invalid(path, &top, msg));
+        if !(1..=256).contains(&self.capture.ring_mib) {
+            return fail(format!("capture.ring_mib is {}: it must be 1 to 256", self.capture.ring_mib));
+        }
+        let p = &self.probe;
+        if p.rate == 0 || p.unanswered_after == 0 {
+            return fail("probe.rate and probe.unanswered_after must be at least 1".into());
+        }
+        if p.reply_window.is_zero() || p.interval <= p.reply_window || p.pool_interval <= p.reply_window {
+            return fail(format!(
+                "probe.reply_window ({:?}) must be longer than zero and shorter than probe.interval ({:?}) \
+                 and probe.pool_interval ({:?})",
+                p.reply_window, p.interval, p.pool_interval
+            ));
+        }
+        if self.metrics.max_series < 16 {
+            return fail("metrics.max_series must be at least 16".into());
+        }
+        if self.node_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return fail("node_name must not be empty".into());
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::finding::{Finding, FindingKey, FindingKind, Severity};
 use crate::inventory::{Inventory, Lookup, Owner, Role};
 use crate::iprange::IpKey;
 use crate::mac::Mac;
-use crate::observation::{FrameKind, Observation, Timestamp};
+use crate::observation::{FrameKind, Observation, Timestamp, Vlans};
 
 /// Most MACs remembered per IP (the `detect.max_macs_per_ip` ceiling).
 pub const MAX_MACS_PER_IP: usize = 4;
@@ -115,6 +115,25 @@ impl Ctx {
     }
 }
 
+/// Where and when a piece of evidence was seen.
+#[derive(Clone, Copy, Debug)]
+pub struct At {
+    /// When.
+    pub time: Timestamp,
+    /// Frame number (0 for evidence that is not one frame, such as a probe round).
+    pub frame: u64,
+    /// VLAN stack.
+    pub vlans: Vlans,
+    /// Capture interface.
+    pub interface: u16,
+}
+
+impl At {
+    fn of(obs: &Observation) -> At {
+        At { time: obs.time, frame: obs.frame, vlans: obs.vlans, interface: obs.interface }
+    }
+}
+
 /// Order in which findings are evicted, lowest first: info before the rest, then oldest evidence.
 fn eviction_rank(f: &Finding) -> u64 {
     (u64::from(f.severity() != Severity::Info) << 63) | (f.last_seen.0 >> 1)
@@ -178,6 +197,43 @@ impl Detector {
         });
     }
 
+    /// Judges one closed probe round for `ip`: `macs` answered it. Two or more responders (a node counts
+    /// once) are `multiple_responders`; `unanswered` (decided by the prober: enough silent rounds, and
+    /// this node is not the announcer) raises or refreshes that finding, and any answer clears it.
+    pub fn probe_round(
+        &mut self,
+        ip: IpAddr,
+        macs: &[Mac],
+        unanswered: bool,
+        at: At,
+        inv: &Inventory,
+        sink: &mut impl Sink,
+    ) {
+        let key = IpKey::from(ip);
+        let look = inv.lookup(key);
+        if unanswered {
+            self.raise(FindingKind::Unanswered, key, Mac::ZERO, at, sink, || Ctx::of(look));
+        } else if !macs.is_empty() {
+            let gone = FindingKey { kind: FindingKind::Unanswered, ip: key, mac: Mac::ZERO };
+            if let Some(f) = self.findings.remove(&gone) {
+                sink.cleared(&f);
+            }
+        }
+        let Some((&first, rest)) = macs.split_first() else { return };
+        let first_id = responder(inv, first);
+        let Some(&other) = rest.iter().find(|&&m| responder(inv, m) != first_id) else { return };
+        if matches!(look, Lookup::Unwatched) && !inv.track_all {
+            return;
+        }
+        for &mac in macs {
+            let partner = if responder(inv, mac) == first_id { other } else { first };
+            self.raise(FindingKind::MultipleResponders, key, mac, at, sink, || Ctx {
+                other_mac: Some(partner),
+                ..Ctx::of(look)
+            });
+        }
+    }
+
     /// The active findings (unordered).
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.findings.values()
@@ -212,7 +268,7 @@ impl Detector {
                 Role::Service | Role::Registry => match inv.owner(mac) {
                     Some(Owner::Node(n)) => {
                         if !w.announcers.is_empty() && !w.announcers.contains(&n) {
-                            self.raise(FindingKind::WrongAnnouncer, ip, mac, obs, sink, || Ctx {
+                            self.raise(FindingKind::WrongAnnouncer, ip, mac, At::of(obs), sink, || Ctx {
                                 node: Some(inv.owner_name(Owner::Node(n))),
                                 ..Ctx::of(look)
                             });
@@ -220,13 +276,13 @@ impl Detector {
                     }
                     _ => {
                         if !inv.allowed(mac, ip) {
-                            self.raise(FindingKind::ForeignMac, ip, mac, obs, sink, || Ctx::of(look));
+                            self.raise(FindingKind::ForeignMac, ip, mac, At::of(obs), sink, || Ctx::of(look));
                         }
                     }
                 },
                 Role::Node | Role::Host => {
                     if inv.owner(mac) != w.owner && !inv.allowed(mac, ip) {
-                        self.raise(FindingKind::NodeIpConflict, ip, mac, obs, sink, || Ctx {
+                        self.raise(FindingKind::NodeIpConflict, ip, mac, At::of(obs), sink, || Ctx {
                             node: w.owner.map(|o| inv.owner_name(o)),
                             ..Ctx::of(look)
                         });
@@ -237,7 +293,7 @@ impl Detector {
             Lookup::Pool(_) => {
                 // A node claiming a pool address is a fresh assignment the inventory has not seen yet.
                 if !matches!(inv.owner(mac), Some(Owner::Node(_))) && !inv.allowed(mac, ip) {
-                    self.raise(FindingKind::PoolSquatter, ip, mac, obs, sink, || Ctx::of(look));
+                    self.raise(FindingKind::PoolSquatter, ip, mac, At::of(obs), sink, || Ctx::of(look));
                 }
             }
             Lookup::Unwatched => {
@@ -251,7 +307,7 @@ impl Detector {
             && !inv.allowed(mac, ip)
         {
             let eth_src = obs.eth_src;
-            self.raise(FindingKind::EthShaMismatch, ip, mac, obs, sink, || Ctx {
+            self.raise(FindingKind::EthShaMismatch, ip, mac, At::of(obs), sink, || Ctx {
                 other_mac: Some(eth_src),
                 ..Ctx::of(look)
             });
@@ -323,7 +379,7 @@ impl Detector {
             }
             _ => false,
         };
-        self.raise(FindingKind::MacChanged, ip, mac, obs, sink, || Ctx {
+        self.raise(FindingKind::MacChanged, ip, mac, At::of(obs), sink, || Ctx {
             other_mac: Some(previous),
             expected,
             flip_flop: known,
@@ -337,11 +393,11 @@ impl Detector {
         }
         if known && !expected && obs.time.since(previous_claim) <= self.cfg.flip_window {
             // The IP came back to a MAC that claimed it recently: both are answering.
-            self.raise(FindingKind::MultipleResponders, ip, mac, obs, sink, || Ctx {
+            self.raise(FindingKind::MultipleResponders, ip, mac, At::of(obs), sink, || Ctx {
                 other_mac: Some(previous),
                 ..Ctx::of(look)
             });
-            self.raise(FindingKind::MultipleResponders, ip, previous, obs, sink, || Ctx {
+            self.raise(FindingKind::MultipleResponders, ip, previous, At::of(obs), sink, || Ctx {
                 other_mac: Some(mac),
                 ..Ctx::of(look)
             });
@@ -366,7 +422,7 @@ impl Detector {
         if inv.allowed(mac, ip) {
             return;
         }
-        self.raise(FindingKind::ForeignProbe, ip, mac, obs, sink, || Ctx::of(look));
+        self.raise(FindingKind::ForeignProbe, ip, mac, At::of(obs), sink, || Ctx::of(look));
     }
 
     /// The state for `ip`, created if there is room (making room by evicting the least recently seen
@@ -406,7 +462,7 @@ impl Detector {
         kind: FindingKind,
         ip: IpKey,
         mac: Mac,
-        obs: &Observation,
+        obs: At,
         sink: &mut impl Sink,
         ctx: impl FnOnce() -> Ctx,
     ) {

@@ -399,6 +399,31 @@ impl Inventory {
         counts
     }
 
+    /// Adds this host's MACs to the node called `name`, or adds that node, so the node's own replies and
+    /// probes are recognised as a node's. Returns the node's index and the MACs left out because the
+    /// inventory gives them to another machine (the config wins; the caller says so).
+    pub fn add_self(&mut self, name: &str, macs: &[Mac]) -> (u32, Vec<(Mac, Arc<str>)>) {
+        let idx = match self.nodes.iter().position(|n| &*n.name == name) {
+            Some(i) => i,
+            None => {
+                self.nodes.push(Machine { name: name.into(), macs: Vec::new(), ips: Vec::new() });
+                self.nodes.len() - 1
+            }
+        };
+        let mut conflicts = Vec::new();
+        for &mac in macs {
+            match self.macs.get(&mac) {
+                Some(&Owner::Node(i)) if i as usize == idx => {}
+                Some(&other) => conflicts.push((mac, self.owner_name(other))),
+                None => {
+                    self.macs.insert(mac, Owner::Node(idx as u32));
+                    self.nodes[idx].macs.push(mac);
+                }
+            }
+        }
+        (idx as u32, conflicts)
+    }
+
     /// Whether there is any inventory at all (nodes, hosts, pools, services, registry).
     pub fn is_empty(&self) -> bool {
         self.watched.is_empty() && self.pools.is_empty() && self.nodes.is_empty()

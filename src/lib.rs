@@ -5,16 +5,23 @@
 //! ([`replay`], [`analyze`]) feed and report it.
 
 pub mod analyze;
+pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod finding;
 pub mod frame;
+pub mod http;
 pub mod inventory;
 pub mod iprange;
 pub mod mac;
+pub mod metrics;
+pub mod netif;
 pub mod observation;
+pub mod probe;
 pub mod replay;
 pub mod report;
+pub mod scan;
 pub mod synth;

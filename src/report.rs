@@ -46,7 +46,7 @@ pub struct FindingJson {
     pub active: bool,
     /// The IP concerned.
     pub ip: String,
-    /// The MAC concerned.
+    /// The MAC concerned (empty for `unanswered`).
     pub mac: String,
     /// The other MAC involved, if any.
     pub other_mac: Option<String>,
@@ -88,7 +88,12 @@ impl FindingJson {
             severity: f.severity().as_str(),
             active,
             ip: f.ip.to_string(),
-            mac: f.mac.to_string(),
+            // `unanswered` is about silence: no MAC is involved.
+            mac: if f.kind == crate::finding::FindingKind::Unanswered {
+                String::new()
+            } else {
+                f.mac.to_string()
+            },
             other_mac: f.other_mac.map(|m| m.to_string()),
             role: f.role.map(|r| r.as_str()),
             namespace: f.service.as_ref().map(|s| s.namespace.clone()),
@@ -480,6 +485,7 @@ fn describe(f: &FindingJson) -> String {
             if f.expected { ", expected: announcer change" } else { "" }
         ),
         "eth_sha_mismatch" => format!("ARP sender {} sent from Ethernet source {other}", f.mac),
+        "unanswered" => "nobody answers probes for this service IP".to_owned(),
         _ => f.mac.clone(),
     }
 }

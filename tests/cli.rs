@@ -80,6 +80,22 @@ fn the_example_config_is_valid_and_documents_every_option() {
         "max_tracked_ips:",
         "max_macs_per_ip:",
         "max_findings:",
+        "node_name:",
+        "capture:",
+        "interfaces:",
+        "exclude:",
+        "ring_mib:",
+        "probe:",
+        "enabled:",
+        "interval:",
+        "pool_interval:",
+        "reply_window:",
+        "rate:",
+        "unanswered_after:",
+        "max_pool_addresses:",
+        "metrics:",
+        "listen:",
+        "max_series:",
     ] {
         assert!(text.contains(key), "examples/l2watch.yaml does not document {key}");
     }

@@ -11,6 +11,8 @@
 //! Every test file that says `mod support;` compiles its own copy and uses only part of it.
 #![allow(dead_code)]
 
+pub mod lan;
+
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;

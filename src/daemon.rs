@@ -1,0 +1,668 @@
+//! `l2watch run`: the capture thread (rings → decode → detect, plus the prober) and the state it shares
+//! with the HTTP endpoint.
+//!
+//! One OS thread owns every ring, the detector and the probe schedule, so the per-frame path has no
+//! lock, no channel and no allocation. It publishes to the rest of the process once per housekeeping
+//! tick (1 s, or 100 ms after a finding was raised or cleared): metric deltas, the `/findings` document,
+//! and a heartbeat.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+use crate::analyze::{Analysis, FileOutcome, FrameCounts, interface_id};
+use crate::capture::{CaptureError, Readiness, Ring, RingConfig, wait};
+use crate::config::Config;
+use crate::decode::{self, Decoded, FrameMeta, LinkType};
+use crate::detect::{At, Detector, Sink};
+use crate::finding::Finding;
+use crate::frame::{ArpSpec, NdSpec, write_arp, write_nd};
+use crate::inventory::{Inventory, Lookup};
+use crate::iprange::IpKey;
+use crate::mac::Mac;
+use crate::metrics::{InterfaceCounts, InterfaceMetrics, Metrics, SeriesBook};
+use crate::netif::Sys;
+use crate::observation::{FrameKind, Timestamp, Vlans};
+use crate::probe::{Class, Prober};
+
+/// Most interfaces one daemon captures on.
+pub const MAX_INTERFACES: usize = 16;
+
+/// The current time as a capture timestamp (the kernel stamps frames with the same realtime clock).
+pub fn now() -> Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
+}
+
+/// What the capture thread shares with the HTTP side.
+pub struct Shared {
+    /// Every metric.
+    pub metrics: Metrics,
+    findings: Mutex<Bytes>,
+    heartbeat: AtomicU64,
+    open: AtomicUsize,
+    interfaces: usize,
+    inventory_loaded: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// The capture thread is considered hung when its heartbeat is older than this.
+const HEARTBEAT_LIMIT: Duration = Duration::from_secs(10);
+
+impl Shared {
+    /// State for `interfaces` capture interfaces.
+    pub fn new(metrics: Metrics, interfaces: usize) -> Shared {
+        Shared {
+            metrics,
+            findings: Mutex::new(Bytes::from_static(b"{}")),
+            heartbeat: AtomicU64::new(0),
+            open: AtomicUsize::new(0),
+            interfaces,
+            inventory_loaded: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// `/healthz`: the capture thread is alive and looping.
+    pub fn health(&self) -> Result<(), String> {
+        let beat = Timestamp(self.heartbeat.load(Ordering::Relaxed));
+        if beat.0 == 0 {
+            return Err("capture thread not started yet".into());
+        }
+        let age = now().since(beat);
+        if age > HEARTBEAT_LIMIT {
+            return Err(format!("capture thread stalled: no heartbeat for {:.0} s", age.as_secs_f64()));
+        }
+        Ok(())
+    }
+
+    /// `/readyz`: alive, every interface captured, and the inventory loaded.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.health()?;
+        let open = self.open.load(Ordering::Relaxed);
+        if open < self.interfaces {
+            return Err(format!("{open} of {} capture interfaces are up", self.interfaces));
+        }
+        if !self.inventory_loaded.load(Ordering::Relaxed) {
+            return Err("inventory not loaded".into());
+        }
+        Ok(())
+    }
+
+    /// The `/findings` document (schema `l2watch.findings/v1`).
+    pub fn findings_json(&self) -> Bytes {
+        self.findings.lock().map(|b| b.clone()).unwrap_or_default()
+    }
+
+    /// Asks the capture thread to stop.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the inventory as loaded (static inventories are loaded before the capture starts).
+    pub fn set_inventory_loaded(&self, loaded: bool) {
+        self.inventory_loaded.store(loaded, Ordering::Relaxed);
+    }
+}
+
+/// One capture interface.
+struct Port {
+    name: String,
+    id: u16,
+    ring: Option<Ring>,
+    ifindex: u32,
+    mac: Mac,
+    up: bool,
+    metrics: InterfaceMetrics,
+    counts: InterfaceCounts,
+    published: InterfaceCounts,
+}
+
+/// Everything the capture thread needs, prepared by the caller (which reports open errors itself).
+pub struct Setup {
+    /// The loaded config.
+    pub config: Config,
+    /// The inventory, with this node's own MACs added.
+    pub inventory: Arc<Inventory>,
+    /// This node's index in `inventory.nodes`.
+    pub self_node: u32,
+    /// MACs of this host that answer ARP.
+    pub own_macs: Vec<Mac>,
+    /// Open rings, one per interface, in order.
+    pub rings: Vec<Ring>,
+    /// Ring sizes, for reopening.
+    pub ring_config: RingConfig,
+    /// Where interface state is read from.
+    pub sys: Sys,
+}
+
+/// The capture interfaces: the flags, else the config, else the default-route interface.
+pub fn interfaces(
+    flags: Vec<String>,
+    config: &Config,
+    sys: &crate::netif::Sys,
+) -> anyhow::Result<Vec<String>> {
+    let mut names = if !flags.is_empty() { flags } else { config.capture.interfaces.clone() };
+    if names.is_empty() {
+        match sys.default_route_interface() {
+            Some(n) => names.push(n),
+            None => anyhow::bail!(
+                "this host has no default route, so l2watch cannot pick an interface: name one with --interface"
+            ),
+        }
+    }
+    names.dedup();
+    if names.len() > MAX_INTERFACES {
+        anyhow::bail!("at most {} interfaces", MAX_INTERFACES);
+    }
+    Ok(names)
+}
+
+/// Opens a ring on each interface, with errors an operator can act on.
+pub fn open_rings(
+    sys: &crate::netif::Sys,
+    names: &[String],
+    cfg: &crate::capture::RingConfig,
+) -> anyhow::Result<Vec<(crate::capture::Ring, crate::mac::Mac)>> {
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match open(sys, name, i, cfg) {
+            Ok(r) => out.push(r),
+            Err(crate::capture::CaptureError::NoSuchInterface(n)) => {
+                let known: Vec<String> =
+                    sys.links().unwrap_or_default().into_iter().map(|l| l.name).collect();
+                anyhow::bail!("no network interface named {n:?} (this host has: {})", known.join(", "));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Ring sizes for `mib` MiB per interface, in 256 KiB blocks.
+pub fn ring_config(mib: usize) -> crate::capture::RingConfig {
+    let block = 256 << 10;
+    crate::capture::RingConfig { block_count: (mib << 20) / block, block_size: block, ..Default::default() }
+}
+
+/// Opens the capture ring on one interface, with the interface's MAC.
+pub fn open(sys: &Sys, name: &str, index: usize, cfg: &RingConfig) -> Result<(Ring, Mac), CaptureError> {
+    let ring = Ring::open(name, interface_id(index, 0), cfg)?;
+    let mac = sys.link(name).and_then(|l| l.mac).unwrap_or(Mac::ZERO);
+    Ok((ring, mac))
+}
+
+/// Counts `raised`/`cleared` so the capture thread knows when to publish early.
+struct Changes(bool);
+
+impl Sink for Changes {
+    fn raised(&mut self, f: &Finding) {
+        self.0 = true;
+        tracing::debug!(kind = f.kind.as_str(), ip = %f.ip, mac = %f.mac, "finding raised");
+    }
+    fn cleared(&mut self, _f: &Finding) {
+        self.0 = true;
+    }
+}
+
+/// The capture thread's state.
+pub struct Engine {
+    shared: Arc<Shared>,
+    ports: Vec<Port>,
+    inv: Arc<Inventory>,
+    self_node: u32,
+    own_macs: Vec<Mac>,
+    analysis: Analysis,
+    prober: Option<Prober>,
+    unanswered_after: u32,
+    self_claims: FxHashMap<IpKey, Timestamp>,
+    book: SeriesBook,
+    max_series: usize,
+    hold: Duration,
+    changes: Changes,
+    ring_config: RingConfig,
+    sys: Sys,
+    logged_wait_error: bool,
+}
+
+const TICK: Duration = Duration::from_secs(1);
+const EARLY_PUBLISH: Duration = Duration::from_millis(100);
+
+impl Engine {
+    /// Prepares the capture thread's state; `names[i]` is the interface of `setup.rings[i]`.
+    pub fn new(shared: Arc<Shared>, setup: Setup, names: &[String]) -> Engine {
+        let Setup { config, inventory, self_node, own_macs, rings, ring_config, sys } = setup;
+        let t0 = now();
+        let ports: Vec<Port> = rings
+            .into_iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, (ring, name))| {
+                let link = sys.link(name);
+                let m = shared.metrics.interface(name);
+                Port {
+                    name: name.clone(),
+                    id: interface_id(i, 0),
+                    ifindex: ring.ifindex(),
+                    mac: link.as_ref().and_then(|l| l.mac).unwrap_or(Mac::ZERO),
+                    up: link.is_some_and(|l| l.is_up()),
+                    ring: Some(ring),
+                    metrics: m,
+                    counts: InterfaceCounts::default(),
+                    published: InterfaceCounts::default(),
+                }
+            })
+            .collect();
+        let files = ports
+            .iter()
+            .map(|p| FileOutcome {
+                path: p.name.clone().into(),
+                format: Some("live"),
+                link_types: vec![1],
+                frames: 0,
+                unsupported: Default::default(),
+                error: None,
+            })
+            .collect();
+        let prober = config.probe.enabled.then(|| {
+            let mut p = Prober::new(config.probe.clone(), t0.0 ^ u64::from(std::process::id()));
+            p.set_targets(&inventory, t0);
+            p
+        });
+        if let Some(p) = &prober {
+            tracing::info!(
+                addresses = p.len(),
+                skipped_pool_addresses = %p.skipped_pool_addresses(),
+                interval_s = config.probe.interval.as_secs_f64(),
+                "probing watched addresses"
+            );
+        }
+        Engine {
+            analysis: Analysis {
+                files,
+                frames: FrameCounts::default(),
+                findings: Vec::new(),
+                findings_omitted: 0,
+                detector: Detector::new(config.detect.clone()),
+            },
+            unanswered_after: config.probe.unanswered_after,
+            max_series: config.metrics.max_series,
+            hold: config.detect.hold,
+            shared,
+            ports,
+            inv: inventory,
+            self_node,
+            own_macs,
+            prober,
+            self_claims: FxHashMap::default(),
+            book: SeriesBook::default(),
+            changes: Changes(false),
+            ring_config,
+            sys,
+            logged_wait_error: false,
+        }
+    }
+
+    /// Runs until [`Shared::request_stop`].
+    pub fn run(mut self) {
+        let mut ready: [Readiness; MAX_INTERFACES] = Default::default();
+        let mut slot_of = [0usize; MAX_INTERFACES];
+        let mut next_tick = now();
+        let mut last_publish = now();
+        self.housekeeping(now());
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let t = now();
+            let mut deadline = next_tick;
+            if let Some(e) = self.prober.as_ref().and_then(Prober::next_event) {
+                deadline = deadline.min(e);
+            }
+            let timeout =
+                Duration::from_nanos(deadline.0.saturating_sub(t.0)).min(Duration::from_millis(250));
+            let waited = {
+                let mut n = 0;
+                let refs: Vec<&Ring> = self
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| {
+                        let r = p.ring.as_ref()?;
+                        slot_of[n] = i;
+                        n += 1;
+                        Some(r)
+                    })
+                    .collect();
+                if refs.is_empty() {
+                    std::thread::sleep(timeout);
+                    Ok(0)
+                } else {
+                    wait(&refs, timeout, &mut ready).map(|_| refs.len())
+                }
+            };
+            match waited {
+                Ok(n) => {
+                    self.logged_wait_error = false;
+                    for (slot, &port) in slot_of.iter().enumerate().take(n) {
+                        if let Some(err) = ready[slot].error.take() {
+                            self.ring_error(port, err);
+                        }
+                        if ready[slot].readable {
+                            self.drain(port);
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !self.logged_wait_error {
+                        tracing::error!(error = %e, "waiting for frames failed; retrying");
+                        self.logged_wait_error = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            let t = now();
+            self.probe(t);
+            if t >= next_tick || (self.changes.0 && t.since(last_publish) >= EARLY_PUBLISH) {
+                self.housekeeping(t);
+                last_publish = t;
+                if t >= next_tick {
+                    next_tick = t.plus(TICK);
+                }
+            }
+        }
+        tracing::info!("capture stopped");
+    }
+
+    fn drain(&mut self, port: usize) {
+        let Some(mut ring) = self.ports[port].ring.take() else { return };
+        ring.drain(|meta, data| self.frame(port, meta, data));
+        self.ports[port].ring = Some(ring);
+    }
+
+    #[inline]
+    fn frame(&mut self, port: usize, meta: &FrameMeta, data: &[u8]) {
+        self.analysis.frames.total += 1;
+        self.analysis.files[port].frames += 1;
+        let decoded = decode::decode(LinkType::Ethernet, data, meta);
+        self.analysis.frames.count(&decoded);
+        let obs = match decoded {
+            Decoded::Frame(obs) => obs,
+            Decoded::Skipped(r) => {
+                self.ports[port].counts.malformed[r.index()] += 1;
+                return;
+            }
+            Decoded::Ignored => return,
+        };
+        self.ports[port].counts.frames[obs.kind.index()] += 1;
+        self.analysis.detector.observe(&obs, &self.inv, &mut self.changes);
+        if !obs.kind.claims() || obs.sender_ip.is_unspecified() {
+            return;
+        }
+        let ip = IpKey::from(obs.sender_ip);
+        if self.own_macs.contains(&obs.sender_mac) {
+            // Our own announcement, seen on the way out: this node (its speaker) answers for the IP.
+            if obs.outgoing && matches!(self.inv.lookup(ip), Lookup::Watched(_)) {
+                self.self_claims.insert(ip, obs.time);
+            }
+            return;
+        }
+        if obs.kind == FrameKind::Gratuitous && !self.self_claims.is_empty() {
+            // Another MAC announced it: the IP moved away from this node.
+            self.self_claims.remove(&ip);
+        }
+        if let Some(p) = self.prober.as_mut()
+            && let Some(rtt) = p.reply(obs.sender_ip, obs.sender_mac, obs.time)
+        {
+            self.ports[port].metrics.rtt.observe(rtt.as_secs_f64());
+        }
+    }
+
+    /// Whether this node answers for `ip` itself, so it cannot judge the IP unanswered: it is the
+    /// configured announcer, or it announced the IP recently.
+    fn self_announces(&self, ip: IpKey, t: Timestamp) -> bool {
+        if let Lookup::Watched(w) = self.inv.lookup(ip)
+            && w.announcers.contains(&self.self_node)
+        {
+            return true;
+        }
+        self.self_claims.get(&ip).is_some_and(|&seen| t.since(seen) <= self.hold)
+    }
+
+    fn probe(&mut self, t: Timestamp) {
+        let Some(mut prober) = self.prober.take() else { return };
+        let mut buf = [0u8; 128];
+        let ports = &mut self.ports;
+        let mut closed: Vec<(IpAddr, Class, [Mac; 4], usize, u32)> = Vec::new();
+        prober.poll(
+            t,
+            |ip| {
+                let mut sent = false;
+                for p in ports.iter_mut() {
+                    let (Some(ring), true) = (p.ring.as_ref(), p.up) else { continue };
+                    let n = match ip {
+                        IpAddr::V4(v4) => write_arp(&mut buf, &ArpSpec::probe(p.mac, v4)),
+                        IpAddr::V6(v6) => write_nd(&mut buf, &NdSpec::dad(p.mac, v6)),
+                    };
+                    let Some(n) = n else { continue };
+                    match ring.send(&buf[..n]) {
+                        Ok(()) => {
+                            p.metrics.probes_sent.inc();
+                            sent = true;
+                        }
+                        Err(e) => tracing::debug!(interface = %p.name, error = %e, "probe not sent"),
+                    }
+                }
+                sent
+            },
+            |o| {
+                let mut macs = [Mac::ZERO; 4];
+                let n = o.macs.len().min(4);
+                macs[..n].copy_from_slice(&o.macs[..n]);
+                closed.push((o.ip, o.class, macs, n, o.silent_rounds));
+            },
+        );
+        self.prober = Some(prober);
+        for (ip, class, macs, n, silent) in closed {
+            self.round(t, ip, class, &macs[..n], silent);
+        }
+    }
+
+    fn round(&mut self, t: Timestamp, ip: IpAddr, class: Class, macs: &[Mac], silent: u32) {
+        let key = IpKey::from(ip);
+        let judge = class == Class::Service && !self.self_announces(key, t);
+        let unanswered = judge && silent >= self.unanswered_after;
+        let at = At { time: t, frame: 0, vlans: Vlans::default(), interface: self.ports[0].id };
+        self.analysis.detector.probe_round(ip, macs, unanswered, at, &self.inv, &mut self.changes);
+        if unanswered && silent == self.unanswered_after {
+            tracing::warn!(%ip, rounds = silent, "nobody answers probes for this service IP");
+        }
+        let ip_text = ip.to_string();
+        match class {
+            Class::Service => {
+                let svc = match self.inv.lookup(key) {
+                    Lookup::Watched(w) => w.service.clone(),
+                    _ => None,
+                };
+                let (ns, name) = svc.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
+                let rounds = if judge { silent } else { 0 };
+                self.shared.metrics.probe_round(
+                    &mut self.book,
+                    &ip_text,
+                    macs.len(),
+                    Some((rounds, ns, name)),
+                    self.max_series,
+                );
+            }
+            Class::Machine => {
+                self.shared.metrics.probe_round(&mut self.book, &ip_text, macs.len(), None, self.max_series)
+            }
+            Class::Pool => {}
+        }
+    }
+
+    fn ring_error(&mut self, port: usize, err: CaptureError) {
+        let p = &mut self.ports[port];
+        match err {
+            CaptureError::InterfaceDown { .. } => {
+                if p.up {
+                    tracing::warn!(interface = %p.name, "interface went down; capture resumes when it comes up");
+                }
+                p.up = false;
+            }
+            e => {
+                tracing::warn!(
+                    interface = %p.name, error = %e,
+                    "capture lost; l2watch reopens the interface when it is back"
+                );
+                p.ring = None;
+                p.up = false;
+            }
+        }
+        p.metrics.up.set(0);
+        // Publish the new state (readiness, /findings) now rather than at the next tick.
+        self.changes.0 = true;
+    }
+
+    fn housekeeping(&mut self, t: Timestamp) {
+        let mut open = 0;
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            if let Some(ring) = p.ring.as_mut()
+                && let Ok(st) = ring.stats()
+            {
+                p.counts.dropped += st.dropped;
+            }
+            p.metrics.publish(&p.counts, &mut p.published);
+            let link = self.sys.link(&p.name);
+            match (&p.ring, &link) {
+                (Some(_), Some(l)) if l.ifindex == p.ifindex => {
+                    if p.up != l.is_up() {
+                        tracing::info!(interface = %p.name, up = l.is_up(), "interface state changed");
+                    }
+                    p.up = l.is_up();
+                    p.mac = l.mac.unwrap_or(p.mac);
+                }
+                (Some(_), _) => {
+                    tracing::warn!(interface = %p.name, "interface disappeared; reopening it when it returns");
+                    p.ring = None;
+                    p.up = false;
+                }
+                (None, Some(l)) => match Ring::open(&p.name, p.id, &self.ring_config) {
+                    Ok(ring) => {
+                        tracing::info!(interface = %p.name, "interface is back; capture reopened");
+                        p.ifindex = ring.ifindex();
+                        p.ring = Some(ring);
+                        p.up = l.is_up();
+                        p.mac = l.mac.unwrap_or(p.mac);
+                    }
+                    Err(e) => tracing::debug!(interface = %p.name, error = %e, "reopening failed"),
+                },
+                (None, None) => {}
+            }
+            p.metrics.up.set(i64::from(p.ring.is_some() && p.up));
+            open += usize::from(p.ring.is_some() && p.up);
+            self.analysis.files[i].error = match (&p.ring, p.up) {
+                (None, _) => Some(format!("{}: interface gone; waiting for it to return", p.name)),
+                (Some(_), false) => Some(format!("{}: interface down", p.name)),
+                _ => None,
+            };
+        }
+        self.analysis.detector.expire(t, &mut self.changes);
+        let hold = self.hold;
+        self.self_claims.retain(|_, seen| t.since(*seen) <= hold);
+        self.shared.metrics.sync_findings(&mut self.book, &self.analysis.detector, self.max_series);
+        self.analysis.findings = self.analysis.detector.findings().map(|f| (f.clone(), true)).collect();
+        let doc = crate::report::to_json(&self.analysis, &self.inv);
+        match serde_json::to_vec_pretty(&doc) {
+            Ok(mut v) => {
+                v.push(b'\n');
+                if let Ok(mut slot) = self.shared.findings.lock() {
+                    *slot = Bytes::from(v);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot render /findings"),
+        }
+        self.analysis.findings.clear();
+        self.changes.0 = false;
+        self.shared.open.store(open, Ordering::Relaxed);
+        self.shared.heartbeat.store(now().0, Ordering::Relaxed);
+    }
+}
+
+/// `l2watch run`: sets everything up, reporting each problem once and clearly, then runs until
+/// SIGTERM/SIGINT. Returns the exit status.
+pub fn start(
+    config: Config,
+    mut inv: Inventory,
+    node: &str,
+    named: bool,
+    flags: Vec<String>,
+) -> anyhow::Result<i32> {
+    let sys = Sys::default();
+    let names = interfaces(flags, &config, &sys)?;
+    let source = if inv.is_empty() { "none" } else { "static" };
+    let answering = sys.answering_macs(&config.capture.exclude)?;
+    let own_macs: Vec<Mac> = answering.iter().map(|(_, m)| *m).collect();
+    // Without an explicit name, a configured node that owns one of this host's MACs is this node.
+    let by_mac = own_macs.iter().find_map(|m| match inv.owner(*m) {
+        Some(o @ crate::inventory::Owner::Node(_)) => Some(inv.owner_name(o)),
+        _ => None,
+    });
+    let node = match by_mac {
+        Some(n) if !named => n.to_string(),
+        _ => node.to_owned(),
+    };
+    let node = node.as_str();
+    let (self_node, conflicts) = inv.add_self(node, &own_macs);
+    for (mac, owner) in conflicts {
+        tracing::warn!(%mac, config_owner = %owner, node, "a MAC of this host is given to another machine in the config; keeping the config's word");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let listener = runtime.block_on(crate::http::bind(config.metrics.listen))?;
+    let ring_config = ring_config(config.capture.ring_mib);
+    let rings: Vec<Ring> = open_rings(&sys, &names, &ring_config)?.into_iter().map(|(r, _)| r).collect();
+    let metrics = Metrics::new()?;
+    metrics.set_inventory(&inv, source);
+    let shared = Arc::new(Shared::new(metrics, names.len()));
+    shared.set_inventory_loaded(true);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        node,
+        interfaces = %names.join(","),
+        own_macs = %answering.iter().map(|(n, m)| format!("{n}={m}")).collect::<Vec<_>>().join(","),
+        listen = %config.metrics.listen,
+        inventory = source,
+        probing = config.probe.enabled,
+        "l2watch started"
+    );
+    let setup = Setup { config, inventory: Arc::new(inv), self_node, own_macs, rings, ring_config, sys };
+    let engine = Engine::new(shared.clone(), setup, &names);
+    let capture = std::thread::Builder::new().name("capture".into()).spawn(move || engine.run())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let status = runtime.block_on(async {
+        let server = tokio::spawn(crate::http::serve(listener, shared.clone(), stop_rx));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        let status = loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break 0 }
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break 0 }
+                _ = check.tick() => {
+                    if capture.is_finished() {
+                        tracing::error!("the capture thread ended unexpectedly; exiting so the supervisor restarts l2watch");
+                        break 2;
+                    }
+                }
+            }
+        };
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        anyhow::Ok(status)
+    })?;
+    shared.request_stop();
+    if capture.join().is_err() {
+        return Ok(2);
+    }
+    Ok(status)
+}

@@ -1,0 +1,591 @@
+//! The Prometheus metrics of DESIGN.md's contract, and the bookkeeping that keeps them bounded.
+//!
+//! The capture thread never touches a labelled metric per frame: it counts in plain integers and
+//! publishes deltas once per housekeeping tick, through handles resolved once per interface. Series whose
+//! labels the LAN controls (IPs, MACs) are created only for findings and probe rounds of watched
+//! addresses, and all of them together are capped by `metrics.max_series`; the least recently updated
+//! are removed first and counted in `l2watch_series_evicted_total`.
+
+use std::fs;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Counter, Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use rustc_hash::FxHashMap;
+
+use crate::decode::SkipReason;
+use crate::detect::Detector;
+use crate::finding::{FindingKey, FindingKind, Severity};
+use crate::inventory::Inventory;
+use crate::observation::FrameKind;
+
+/// Every metric l2watch exports, registered in one registry.
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    frames: IntCounterVec,
+    dropped: IntCounterVec,
+    malformed: IntCounterVec,
+    capture_up: IntGaugeVec,
+    probes_sent: IntCounterVec,
+    probe_rtt: HistogramVec,
+    foreign_replies: IntCounterVec,
+    conflict_active: IntGaugeVec,
+    ip_responders: IntGaugeVec,
+    ip_unanswered: IntGaugeVec,
+    ip_mac_changes: IntCounterVec,
+    service_info: IntGaugeVec,
+    watched_ips: IntGaugeVec,
+    inventory_synced: IntGaugeVec,
+    series_evicted: IntCounter,
+    process: Process,
+}
+
+struct Process {
+    cpu: Counter,
+    cpu_seen: std::sync::Mutex<f64>,
+    rss: IntGauge,
+    vsize: IntGauge,
+    fds: IntGauge,
+    max_fds: IntGauge,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+/// Handles of one capture interface's metrics, resolved once so the capture thread never looks up labels.
+pub struct InterfaceMetrics {
+    frames: [IntCounter; FrameKind::ALL.len()],
+    malformed: [IntCounter; SkipReason::ALL.len()],
+    dropped: IntCounter,
+    /// `l2watch_capture_up`.
+    pub up: IntGauge,
+    /// `l2watch_probes_sent_total`.
+    pub probes_sent: IntCounter,
+    /// `l2watch_probe_rtt_seconds`.
+    pub rtt: Histogram,
+}
+
+/// Per-interface counts kept by the capture thread in plain integers and published as deltas.
+#[derive(Clone, Debug, Default)]
+pub struct InterfaceCounts {
+    /// ARP/ND frames by [`FrameKind::index`].
+    pub frames: [u64; FrameKind::ALL.len()],
+    /// Skipped frames by [`SkipReason::index`].
+    pub malformed: [u64; SkipReason::ALL.len()],
+    /// Kernel drops.
+    pub dropped: u64,
+}
+
+impl InterfaceMetrics {
+    /// Adds what `now` counts beyond `published`, then remembers `now` as published.
+    pub fn publish(&self, now: &InterfaceCounts, published: &mut InterfaceCounts) {
+        for (i, c) in self.frames.iter().enumerate() {
+            c.inc_by(now.frames[i] - published.frames[i]);
+        }
+        for (i, c) in self.malformed.iter().enumerate() {
+            c.inc_by(now.malformed[i] - published.malformed[i]);
+        }
+        self.dropped.inc_by(now.dropped - published.dropped);
+        *published = now.clone();
+    }
+}
+
+/// Which labelled family a bounded series belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Family {
+    ForeignReplies,
+    ConflictActive,
+    IpResponders,
+    IpUnanswered,
+    IpMacChanges,
+}
+
+/// The LAN-controlled series that exist, with when each was last updated.
+#[derive(Default)]
+pub struct SeriesBook {
+    series: FxHashMap<(Family, Vec<String>), u64>,
+    tick: u64,
+    published: FxHashMap<FindingKey, (u64, u64)>,
+    scratch: Vec<u64>,
+}
+
+impl SeriesBook {
+    /// Number of bounded series alive.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether no bounded series exists.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+const RTT_BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
+
+impl Metrics {
+    /// Builds and registers every metric. Fails only on a programming error (a duplicate name).
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(opts(name, help), labels)?;
+            r.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(opts(name, help), labels)?;
+            r.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let svc = ["ip", "namespace", "service"];
+        let m = Metrics {
+            frames: counter(
+                "l2watch_frames_total",
+                "ARP and neighbour discovery frames seen, by kind.",
+                &["interface", "kind"],
+            )?,
+            dropped: counter(
+                "l2watch_frames_dropped_total",
+                "Frames the kernel dropped because the capture ring was full (PACKET_STATISTICS).",
+                &["interface"],
+            )?,
+            malformed: counter(
+                "l2watch_frames_malformed_total",
+                "ARP/ND frames skipped as unusable, by reason.",
+                &["interface", "reason"],
+            )?,
+            capture_up: gauge(
+                "l2watch_capture_up",
+                "1 while the interface is up and captured, 0 while it is down or gone.",
+                &["interface"],
+            )?,
+            probes_sent: counter(
+                "l2watch_probes_sent_total",
+                "RFC 5227 probes and DAD solicitations sent.",
+                &["interface"],
+            )?,
+            probe_rtt: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "l2watch_probe_rtt_seconds",
+                        "Time from a probe to the first reply of its round.",
+                    )
+                    .buckets(RTT_BUCKETS.to_vec()),
+                    &["interface"],
+                )?;
+                r.register(Box::new(h.clone()))?;
+                h
+            },
+            foreign_replies: counter(
+                "l2watch_foreign_mac_replies_total",
+                "Claims of a service IP by a MAC outside the cluster and the allow-list.",
+                &["ip", "mac", "vendor", "namespace", "service"],
+            )?,
+            conflict_active: gauge(
+                "l2watch_conflict_active",
+                "1 while a finding of warning or critical severity is active, one series per MAC involved.",
+                &["kind", "ip", "mac", "namespace", "service"],
+            )?,
+            ip_responders: gauge(
+                "l2watch_ip_responders",
+                "Distinct MACs that answered the last probe round.",
+                &["ip"],
+            )?,
+            ip_unanswered: gauge(
+                "l2watch_ip_unanswered",
+                "Probe rounds in a row without any reply for a service IP (0 once answered).",
+                &svc,
+            )?,
+            ip_mac_changes: counter(
+                "l2watch_ip_mac_changes_total",
+                "Times an IP moved to another MAC; expected=true when an announcer change explains it.",
+                &["ip", "expected"],
+            )?,
+            service_info: gauge(
+                "l2watch_service_info",
+                "1 for every LoadBalancer IP of a Service, with its announcer and pool.",
+                &["namespace", "service", "ip", "announcer", "pool"],
+            )?,
+            watched_ips: gauge("l2watch_watched_ips", "Addresses watched, by role.", &["role"])?,
+            inventory_synced: gauge(
+                "l2watch_inventory_synced",
+                "1 when the inventory from this source is loaded.",
+                &["source"],
+            )?,
+            series_evicted: {
+                let c = IntCounter::with_opts(opts(
+                    "l2watch_series_evicted_total",
+                    "Series removed because metrics.max_series was reached.",
+                ))?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            process: Process::new(&r)?,
+            registry: r.clone(),
+        };
+        let build = gauge("l2watch_build_info", "1, labelled with the l2watch version.", &["version"])?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(m)
+    }
+
+    /// Resolves the handles of one capture interface.
+    pub fn interface(&self, name: &str) -> InterfaceMetrics {
+        InterfaceMetrics {
+            frames: FrameKind::ALL.map(|k| self.frames.with_label_values(&[name, k.as_str()])),
+            malformed: SkipReason::ALL.map(|r| self.malformed.with_label_values(&[name, r.as_str()])),
+            dropped: self.dropped.with_label_values(&[name]),
+            up: self.capture_up.with_label_values(&[name]),
+            probes_sent: self.probes_sent.with_label_values(&[name]),
+            rtt: self.probe_rtt.with_label_values(&[name]),
+        }
+    }
+
+    /// Publishes what the inventory says: watched addresses per role, Service info, and the source.
+    pub fn set_inventory(&self, inv: &Inventory, source: &str) {
+        for (role, n) in inv.watched_counts() {
+            self.watched_ips.with_label_values(&[role.as_str()]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.service_info.reset();
+        for s in &inv.services {
+            for ip in &s.ips {
+                let ip = ip.to_string();
+                let labels = [
+                    s.name.namespace.as_str(),
+                    s.name.name.as_str(),
+                    ip.as_str(),
+                    s.announcer.as_deref().unwrap_or(""),
+                    s.pool.as_deref().unwrap_or(""),
+                ];
+                self.service_info.with_label_values(&labels).set(1);
+            }
+        }
+        self.inventory_synced.reset();
+        self.inventory_synced.with_label_values(&[source]).set(1);
+    }
+
+    /// Brings the finding series in line with the detector's active findings: `l2watch_conflict_active`
+    /// for warning and critical findings, `l2watch_foreign_mac_replies_total` and
+    /// `l2watch_ip_mac_changes_total` from the growth of each finding's evidence count.
+    pub fn sync_findings(&self, book: &mut SeriesBook, detector: &Detector, max_series: usize) {
+        book.tick += 1;
+        let tick = book.tick;
+        let mut alive: FxHashMap<(Family, Vec<String>), ()> = FxHashMap::default();
+        let mut published = std::mem::take(&mut book.published);
+        let mut next = FxHashMap::default();
+        for f in detector.findings() {
+            let key = f.key();
+            let (first, seen) = published.remove(&key).unwrap_or((f.first_seen.0, 0));
+            // A finding that cleared and came back starts counting from 1 again.
+            let delta = if first == f.first_seen.0 { f.count.saturating_sub(seen) } else { f.count };
+            next.insert(key, (f.first_seen.0, f.count));
+            let ip = f.ip.to_string();
+            let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
+            let (ns, svc) = f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
+            if f.severity() >= Severity::Warning {
+                let labels = vec![f.kind.as_str().to_owned(), ip.clone(), mac.clone(), ns.into(), svc.into()];
+                self.conflict_active.with_label_values(&labels).set(1);
+                book.series.insert((Family::ConflictActive, labels.clone()), tick);
+                alive.insert((Family::ConflictActive, labels), ());
+            }
+            if delta == 0 {
+                continue;
+            }
+            match f.kind {
+                FindingKind::ForeignMac => {
+                    let labels = vec![ip, mac, String::new(), ns.into(), svc.into()];
+                    self.foreign_replies.with_label_values(&labels).inc_by(delta);
+                    book.series.insert((Family::ForeignReplies, labels), tick);
+                }
+                FindingKind::MacChanged => {
+                    let labels = vec![ip, f.expected.to_string()];
+                    self.ip_mac_changes.with_label_values(&labels).inc_by(delta);
+                    book.series.insert((Family::IpMacChanges, labels), tick);
+                }
+                _ => {}
+            }
+        }
+        book.published = next;
+        // A conflict that is no longer active loses its series (DESIGN: removed when cleared).
+        book.series.retain(|(family, labels), _| {
+            let keep = *family != Family::ConflictActive || alive.contains_key(&(*family, labels.clone()));
+            if !keep {
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = self.conflict_active.remove_label_values(&refs);
+            }
+            keep
+        });
+        self.enforce_cap(book, max_series);
+    }
+
+    /// Records a closed probe round for a watched address.
+    pub fn probe_round(
+        &self,
+        book: &mut SeriesBook,
+        ip: &str,
+        responders: usize,
+        unanswered: Option<(u32, &str, &str)>,
+        max_series: usize,
+    ) {
+        book.tick += 1;
+        let labels = vec![ip.to_owned()];
+        self.ip_responders.with_label_values(&labels).set(responders as i64);
+        book.series.insert((Family::IpResponders, labels), book.tick);
+        if let Some((rounds, ns, svc)) = unanswered {
+            let labels = vec![ip.to_owned(), ns.to_owned(), svc.to_owned()];
+            self.ip_unanswered.with_label_values(&labels).set(i64::from(rounds));
+            book.series.insert((Family::IpUnanswered, labels), book.tick);
+        }
+        self.enforce_cap(book, max_series);
+    }
+
+    fn enforce_cap(&self, book: &mut SeriesBook, max_series: usize) {
+        if book.series.len() <= max_series {
+            return;
+        }
+        // Evict down to 3/4 of the cap at once, oldest first, so a flood does not pay a scan per series.
+        let target = max_series - max_series / 4;
+        book.scratch.clear();
+        book.scratch.extend(book.series.values().copied());
+        let n = book.series.len() - target;
+        let cut = *book.scratch.select_nth_unstable(n - 1).1;
+        let mut removed = 0;
+        book.series.retain(|(family, labels), touched| {
+            if *touched > cut || removed >= n {
+                return true;
+            }
+            removed += 1;
+            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = match family {
+                Family::ForeignReplies => self.foreign_replies.remove_label_values(&refs),
+                Family::ConflictActive => self.conflict_active.remove_label_values(&refs),
+                Family::IpResponders => self.ip_responders.remove_label_values(&refs),
+                Family::IpUnanswered => self.ip_unanswered.remove_label_values(&refs),
+                Family::IpMacChanges => self.ip_mac_changes.remove_label_values(&refs),
+            };
+            false
+        });
+        self.series_evicted.inc_by(removed as u64);
+    }
+
+    /// The text exposition of every metric, with process metrics read fresh.
+    pub fn render(&self) -> Vec<u8> {
+        self.process.refresh();
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail on I/O; a failure would be a malformed family, which the
+        // registry already rejected at registration.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Process {
+    fn new(r: &Registry) -> prometheus::Result<Process> {
+        let int = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::with_opts(opts(name, help))?;
+            r.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let cpu = Counter::with_opts(opts("process_cpu_seconds_total", "User and system CPU time spent."))?;
+        r.register(Box::new(cpu.clone()))?;
+        let start = Gauge::with_opts(opts("process_start_time_seconds", "Start time since the Unix epoch."))?;
+        r.register(Box::new(start.clone()))?;
+        start.set(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
+        Ok(Process {
+            cpu,
+            cpu_seen: std::sync::Mutex::new(0.0),
+            rss: int("process_resident_memory_bytes", "Resident memory size.")?,
+            vsize: int("process_virtual_memory_bytes", "Virtual memory size.")?,
+            fds: int("process_open_fds", "Open file descriptors.")?,
+            max_fds: int("process_max_fds", "Limit of open file descriptors.")?,
+        })
+    }
+
+    fn refresh(&self) {
+        if let Some(stat) = ProcStat::read() {
+            if let Ok(mut seen) = self.cpu_seen.lock() {
+                if stat.cpu_seconds > *seen {
+                    self.cpu.inc_by(stat.cpu_seconds - *seen);
+                    *seen = stat.cpu_seconds;
+                }
+            }
+            self.rss.set(stat.rss_bytes as i64);
+            self.vsize.set(stat.vsize_bytes as i64);
+        }
+        if let Ok(dir) = fs::read_dir("/proc/self/fd") {
+            self.fds.set(dir.count() as i64);
+        }
+        if let Some(max) = max_fds() {
+            self.max_fds.set(max);
+        }
+    }
+}
+
+/// What `/proc/self/stat` and `/proc/self/status` say about this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcStat {
+    /// utime + stime in seconds.
+    pub cpu_seconds: f64,
+    /// Resident set size.
+    pub rss_bytes: u64,
+    /// Peak resident set size (VmHWM).
+    pub peak_rss_bytes: u64,
+    /// Virtual size.
+    pub vsize_bytes: u64,
+}
+
+impl ProcStat {
+    /// Reads the current process's figures; `None` where /proc is unavailable.
+    pub fn read() -> Option<ProcStat> {
+        ProcStat::read_pid("self")
+    }
+
+    /// Reads another process's figures (benchmarks measure the daemon from outside).
+    pub fn read_pid(pid: &str) -> Option<ProcStat> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may contain spaces and parentheses: fields start after the last ')'.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields from `state` (3rd in proc(5)): utime is 14th, stime 15th, vsize 23rd, rss 24th.
+        let ticks = 100.0; // USER_HZ is 100 on every Linux architecture l2watch targets.
+        let utime: f64 = f.get(11)?.parse().ok()?;
+        let stime: f64 = f.get(12)?.parse().ok()?;
+        let vsize: u64 = f.get(20)?.parse().ok()?;
+        let rss_pages: u64 = f.get(21)?.parse().ok()?;
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .map_or(0, |k| k * 1024)
+        };
+        Some(ProcStat {
+            cpu_seconds: (utime + stime) / ticks,
+            rss_bytes: kib("VmRSS:").max(rss_pages * 4096),
+            peak_rss_bytes: kib("VmHWM:"),
+            vsize_bytes: vsize,
+        })
+    }
+}
+
+fn max_fds() -> Option<i64> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, DetectConfig};
+    use crate::detect::NoSink;
+    use crate::frame::{ArpSpec, write_arp};
+    use crate::mac::Mac;
+    use std::path::Path;
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.render()).unwrap()
+    }
+
+    fn series(t: &str, name: &str) -> usize {
+        t.lines().filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{')).count()
+    }
+
+    #[test]
+    fn every_contract_metric_is_exported_with_its_type() {
+        let m = Metrics::new().unwrap();
+        let _ = m.interface("eth0");
+        let cfg = Config::parse(
+            Path::new("t"),
+            "inventory:\n  nodes: [{name: a, macs: ['02:00:00:00:00:01']}]\n  services: [{name: ns/web, ips: [10.0.0.5], announcer: a}]\n",
+        )
+        .unwrap();
+        let inv = Inventory::from_config(Path::new("t"), &cfg, None).unwrap();
+        m.set_inventory(&inv, "static");
+        let t = text(&m);
+        for (name, kind) in [
+            ("l2watch_frames_total", "counter"),
+            ("l2watch_frames_dropped_total", "counter"),
+            ("l2watch_frames_malformed_total", "counter"),
+            ("l2watch_capture_up", "gauge"),
+            ("l2watch_probes_sent_total", "counter"),
+            ("l2watch_probe_rtt_seconds", "histogram"),
+            ("l2watch_service_info", "gauge"),
+            ("l2watch_watched_ips", "gauge"),
+            ("l2watch_inventory_synced", "gauge"),
+            ("l2watch_series_evicted_total", "counter"),
+            ("l2watch_build_info", "gauge"),
+            ("process_resident_memory_bytes", "gauge"),
+        ] {
+            assert!(t.contains(&format!("# TYPE {name} {kind}\n")), "{name} {kind} missing:\n{t}");
+        }
+        assert!(t.contains(
+            "l2watch_service_info{announcer=\"a\",ip=\"10.0.0.5\",namespace=\"ns\",pool=\"\",service=\"web\"} 1"
+        ));
+        assert!(t.contains("l2watch_watched_ips{role=\"service\"} 1"));
+        assert_eq!(series(&t, "l2watch_frames_total"), FrameKind::ALL.len());
+    }
+
+    fn claim(det: &mut Detector, inv: &Inventory, ip: [u8; 4], mac: u8, t: u64) {
+        let mut buf = [0u8; 128];
+        let spec = ArpSpec::gratuitous(Mac([2, 0, 0, 0, 1, mac]), ip.into());
+        let n = write_arp(&mut buf, &spec).unwrap();
+        let meta = crate::decode::FrameMeta { time: crate::observation::Timestamp(t), ..Default::default() };
+        if let crate::decode::Decoded::Frame(obs) =
+            crate::decode::decode(crate::decode::LinkType::Ethernet, &buf[..n], &meta)
+        {
+            det.observe(&obs, inv, &mut NoSink);
+        }
+    }
+
+    #[test]
+    fn conflicts_appear_count_and_vanish_when_cleared() {
+        let m = Metrics::new().unwrap();
+        let cfg =
+            Config::parse(Path::new("t"), "inventory:\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n")
+                .unwrap();
+        let inv = Inventory::from_config(Path::new("t"), &cfg, None).unwrap();
+        let mut det = Detector::new(DetectConfig::default());
+        let mut book = SeriesBook::default();
+        claim(&mut det, &inv, [10, 0, 0, 5], 9, 1_000);
+        claim(&mut det, &inv, [10, 0, 0, 5], 9, 2_000);
+        m.sync_findings(&mut book, &det, 100);
+        let t = text(&m);
+        let key = "{ip=\"10.0.0.5\",mac=\"02:00:00:00:01:09\",namespace=\"ns\",service=\"web\",vendor=\"\"}";
+        assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 2")), "{t}");
+        assert!(t.contains("l2watch_conflict_active{ip=\"10.0.0.5\",kind=\"foreign_mac\""), "{t}");
+        claim(&mut det, &inv, [10, 0, 0, 5], 9, 3_000);
+        m.sync_findings(&mut book, &det, 100);
+        assert!(text(&m).contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
+        // Hold time passes: the conflict series goes, the counter stays.
+        det.expire(crate::observation::Timestamp(3_000 + 601 * 1_000_000_000), &mut NoSink);
+        m.sync_findings(&mut book, &det, 100);
+        let t = text(&m);
+        assert_eq!(series(&t, "l2watch_conflict_active"), 0, "{t}");
+        assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
+    }
+
+    #[test]
+    fn series_are_capped_and_eviction_counted() {
+        let m = Metrics::new().unwrap();
+        let mut book = SeriesBook::default();
+        for i in 0..1000 {
+            m.probe_round(&mut book, &format!("10.0.{}.{}", i / 256, i % 256), 1, None, 64);
+        }
+        assert!(book.len() <= 64);
+        let t = text(&m);
+        assert!(series(&t, "l2watch_ip_responders") <= 64);
+        let evicted: u64 = t
+            .lines()
+            .find_map(|l| l.strip_prefix("l2watch_series_evicted_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert_eq!(evicted as usize + series(&t, "l2watch_ip_responders"), 1000);
+        // The newest survive.
+        assert!(t.contains("l2watch_ip_responders{ip=\"10.0.3.231\"} 1"));
+    }
+}

@@ -1,0 +1,409 @@
+//! The probe schedule: which address to probe when, and what each round got back.
+//!
+//! Pure: no sockets and no clock. The capture thread asks [`Prober::poll`] what is due, sends the frames
+//! itself, feeds replies in through [`Prober::reply`], and receives closed rounds. On a switched LAN a
+//! node never sees the replies a foreign device sends to others, so these rounds are the ground truth
+//! for conflicts (DESIGN.md).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+
+use crate::config::ProbeConfig;
+use crate::detect::MAX_MACS_PER_IP;
+use crate::inventory::{Inventory, Lookup, Role};
+use crate::iprange::IpKey;
+use crate::mac::Mac;
+use crate::observation::Timestamp;
+use crate::synth::SplitMix64;
+
+/// Why an address is probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// A service or registry address: may be judged `unanswered`.
+    Service,
+    /// A node's or known host's address.
+    Machine,
+    /// An unassigned pool address (slower schedule).
+    Pool,
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    ip: IpAddr,
+    class: Class,
+    next: Timestamp,
+    round: Option<Round>,
+    silent: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    sent: Timestamp,
+    closes: Timestamp,
+    macs: [Mac; MAX_MACS_PER_IP],
+    n: u8,
+}
+
+/// A probe round that has closed.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// The probed address.
+    pub ip: IpAddr,
+    /// Why it is probed.
+    pub class: Class,
+    /// Distinct MACs that answered (at most [`MAX_MACS_PER_IP`]).
+    pub macs: &'a [Mac],
+    /// Rounds in a row without any answer, this one included (0 when answered).
+    pub silent_rounds: u32,
+    /// When the probe went out.
+    pub sent: Timestamp,
+}
+
+/// The schedule and the open rounds for every probed address.
+pub struct Prober {
+    cfg: ProbeConfig,
+    targets: Vec<Target>,
+    index: FxHashMap<IpKey, u32>,
+    rng: SplitMix64,
+    tokens: f64,
+    refilled: Timestamp,
+    cursor: usize,
+    skipped_pool: u128,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Prober {
+    /// An empty schedule; call [`Prober::set_targets`].
+    pub fn new(cfg: ProbeConfig, seed: u64) -> Prober {
+        Prober {
+            tokens: f64::from(cfg.rate),
+            cfg,
+            targets: Vec::new(),
+            index: FxHashMap::default(),
+            rng: SplitMix64::new(seed),
+            refilled: Timestamp(0),
+            cursor: 0,
+            skipped_pool: 0,
+        }
+    }
+
+    /// Rebuilds the target list from an inventory: every service, registry, node and host address, and
+    /// unassigned pool addresses up to `max_pool_addresses`. Addresses already scheduled keep their
+    /// schedule and silent-round count; new ones get a random first slot within one interval, so a
+    /// restart does not probe everything at once.
+    pub fn set_targets(&mut self, inv: &Inventory, now: Timestamp) {
+        let mut wanted: Vec<(IpAddr, Class)> = inv
+            .watched()
+            .filter_map(|(key, w)| {
+                let class = match w.role {
+                    Role::Service | Role::Registry => Class::Service,
+                    Role::Node | Role::Host => Class::Machine,
+                    Role::Pool => return None,
+                };
+                Some((key.to_ip(), class))
+            })
+            .collect();
+        let mut budget = self.cfg.max_pool_addresses;
+        self.skipped_pool = 0;
+        for pool in &inv.pools {
+            for range in &pool.ranges {
+                let mut ip = range.first();
+                let len = range.len();
+                let take = len.min(budget as u128);
+                self.skipped_pool += len - take;
+                for _ in 0..take {
+                    if matches!(inv.lookup(ip), Lookup::Pool(_)) {
+                        wanted.push((ip.to_ip(), Class::Pool));
+                    }
+                    ip = IpKey(ip.0.wrapping_add(1));
+                }
+                budget -= take as usize;
+            }
+        }
+        wanted.sort_by_key(|(ip, _)| *ip);
+        wanted.dedup_by_key(|(ip, _)| *ip);
+        let old = std::mem::take(&mut self.targets);
+        let old_index = std::mem::take(&mut self.index);
+        for (ip, class) in wanted {
+            let target = match old_index.get(&IpKey::from(ip)) {
+                Some(&i) if old[i as usize].class == class => old[i as usize].clone(),
+                _ => {
+                    let spread = nanos(self.interval(class)).max(1);
+                    Target {
+                        ip,
+                        class,
+                        next: Timestamp(now.0 + self.rng.below(spread)),
+                        round: None,
+                        silent: 0,
+                    }
+                }
+            };
+            self.index.insert(IpKey::from(ip), self.targets.len() as u32);
+            self.targets.push(target);
+        }
+        self.cursor = 0;
+    }
+
+    fn interval(&self, class: Class) -> Duration {
+        if class == Class::Pool { self.cfg.pool_interval } else { self.cfg.interval }
+    }
+
+    /// Number of scheduled addresses.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Whether nothing is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Pool addresses left out by `max_pool_addresses` at the last [`Prober::set_targets`].
+    pub fn skipped_pool_addresses(&self) -> u128 {
+        self.skipped_pool
+    }
+
+    /// The earliest moment something is due (a probe or a round closing), if anything is scheduled.
+    pub fn next_event(&self) -> Option<Timestamp> {
+        self.targets.iter().map(|t| t.round.map_or(t.next, |r| r.closes.min(t.next))).min()
+    }
+
+    /// Sends what is due and closes rounds whose reply window has passed. `send` transmits one probe
+    /// and says whether it went out; `closed` receives each finished round.
+    pub fn poll(
+        &mut self,
+        now: Timestamp,
+        mut send: impl FnMut(IpAddr) -> bool,
+        mut closed: impl FnMut(Outcome<'_>),
+    ) {
+        for t in &mut self.targets {
+            if let Some(r) = t.round.filter(|r| r.closes <= now) {
+                t.round = None;
+                t.silent = if r.n == 0 { t.silent.saturating_add(1) } else { 0 };
+                closed(Outcome {
+                    ip: t.ip,
+                    class: t.class,
+                    macs: &r.macs[..r.n as usize],
+                    silent_rounds: t.silent,
+                    sent: r.sent,
+                });
+            }
+        }
+        self.refill(now);
+        let n = self.targets.len();
+        let window = nanos(self.cfg.reply_window);
+        for step in 0..n {
+            if self.tokens < 1.0 {
+                break;
+            }
+            let i = (self.cursor + step) % n;
+            let t = &self.targets[i];
+            if t.next > now || t.round.is_some() {
+                continue;
+            }
+            let interval =
+                nanos(if t.class == Class::Pool { self.cfg.pool_interval } else { self.cfg.interval });
+            // +-10% jitter, so nodes probing the same addresses drift apart instead of in lockstep.
+            let jitter = self.rng.below(interval / 5 + 1);
+            let next = Timestamp(now.0 + interval - interval / 10 + jitter);
+            let ip = t.ip;
+            if !send(ip) {
+                // The interface is down: try again next interval rather than spin.
+                self.targets[i].next = next;
+                continue;
+            }
+            self.tokens -= 1.0;
+            let t = &mut self.targets[i];
+            t.next = next;
+            t.round = Some(Round {
+                sent: now,
+                closes: Timestamp(now.0 + window),
+                macs: [Mac::ZERO; MAX_MACS_PER_IP],
+                n: 0,
+            });
+            self.cursor = (i + 1) % n;
+        }
+    }
+
+    fn refill(&mut self, now: Timestamp) {
+        let rate = f64::from(self.cfg.rate);
+        let elapsed = now.since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
+        self.refilled = now;
+    }
+
+    /// A claim of `ip` by `mac` arrived. When a round for `ip` is open, `mac` joins its responders;
+    /// the time since the probe is returned for the first responder (the round's RTT).
+    #[inline]
+    pub fn reply(&mut self, ip: IpAddr, mac: Mac, now: Timestamp) -> Option<Duration> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let i = *self.index.get(&IpKey::from(ip))?;
+        let round = self.targets[i as usize].round.as_mut()?;
+        if now > round.closes || round.macs[..round.n as usize].contains(&mac) {
+            return None;
+        }
+        let first = round.n == 0;
+        if (round.n as usize) < MAX_MACS_PER_IP {
+            round.macs[round.n as usize] = mac;
+            round.n += 1;
+        }
+        first.then(|| now.since(round.sent))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    const S: u64 = 1_000_000_000;
+
+    fn inventory(yaml: &str) -> Inventory {
+        let cfg = Config::parse(Path::new("t.yaml"), yaml).unwrap();
+        Inventory::from_config(Path::new("t.yaml"), &cfg, None).unwrap()
+    }
+
+    fn cfg() -> ProbeConfig {
+        ProbeConfig { interval: Duration::from_secs(10), rate: 1000, ..ProbeConfig::default() }
+    }
+
+    const INV: &str = "inventory:
+  nodes: [{name: a, macs: ['02:00:00:00:00:01'], ips: [10.0.0.1]}]
+  pools: [{name: p, addresses: [10.0.0.100-10.0.0.103]}]
+  services: [{name: ns/web, ips: [10.0.0.100]}]
+";
+
+    type Sent = Vec<(u64, IpAddr)>;
+    type Closed = Vec<(IpAddr, usize, u32)>;
+
+    fn run(p: &mut Prober, from: u64, to: u64, step: u64) -> (Sent, Closed) {
+        let (mut sent, mut closed) = (Vec::new(), Vec::new());
+        let mut t = from;
+        while t <= to {
+            p.poll(
+                Timestamp(t),
+                |ip| {
+                    sent.push((t, ip));
+                    true
+                },
+                |o| closed.push((o.ip, o.macs.len(), o.silent_rounds)),
+            );
+            t += step;
+        }
+        (sent, closed)
+    }
+
+    #[test]
+    fn every_address_is_probed_once_per_interval_with_jitter() {
+        let mut p = Prober::new(cfg(), 7);
+        p.set_targets(&inventory(INV), Timestamp(0));
+        // Service .100, node .1, and pool .101-.103 (.100 is the service's).
+        assert_eq!(p.len(), 5);
+        let (sent, _) = run(&mut p, 0, 60 * S, S / 10);
+        let service: Vec<u64> =
+            sent.iter().filter(|(_, ip)| ip.to_string() == "10.0.0.100").map(|s| s.0).collect();
+        assert!((6..=7).contains(&service.len()), "{service:?}");
+        for w in service.windows(2) {
+            let gap = w[1] - w[0];
+            assert!((9 * S..=11 * S + S / 10).contains(&gap), "gap {gap}");
+        }
+        // Pool addresses are on the 5-minute schedule: once in the first minute at most.
+        let pool = sent.iter().filter(|(_, ip)| ip.to_string() == "10.0.0.102").count();
+        assert!(pool <= 1, "{pool}");
+    }
+
+    #[test]
+    fn rounds_collect_distinct_macs_and_count_silence() {
+        let mut p = Prober::new(ProbeConfig { interval: Duration::from_secs(2), ..cfg() }, 1);
+        p.set_targets(&inventory(INV), Timestamp(0));
+        let vip: IpAddr = "10.0.0.100".parse().unwrap();
+        let mut rounds = Vec::new();
+        let mut t = 0;
+        while t < 10 * S {
+            let mut sent_now = false;
+            p.poll(
+                Timestamp(t),
+                |ip| {
+                    sent_now |= ip == vip;
+                    true
+                },
+                |o| {
+                    if o.ip == vip {
+                        rounds.push((o.macs.to_vec(), o.silent_rounds));
+                    }
+                },
+            );
+            if sent_now && t < 3 * S {
+                let a = Mac([2, 0, 0, 0, 0, 0xa]);
+                let b = Mac([2, 0, 0, 0, 0, 0xb]);
+                assert_eq!(p.reply(vip, a, Timestamp(t + 1000)), Some(Duration::from_nanos(1000)));
+                assert_eq!(p.reply(vip, a, Timestamp(t + 2000)), None, "same MAC twice");
+                assert_eq!(p.reply(vip, b, Timestamp(t + 3000)), None, "RTT only for the first");
+            }
+            t += S / 20;
+        }
+        assert!(rounds.len() >= 4, "{rounds:?}");
+        assert_eq!(rounds[0].0.len(), 2);
+        assert_eq!(rounds[0].1, 0);
+        let silent: Vec<u32> = rounds.iter().skip_while(|r| !r.0.is_empty()).map(|r| r.1).collect();
+        assert_eq!(silent[..3], [1, 2, 3]);
+        // A late reply (after the window) does not count.
+        assert_eq!(p.reply(vip, Mac([2, 0, 0, 0, 0, 0xc]), Timestamp(t + 100 * S)), None);
+    }
+
+    #[test]
+    fn rate_limit_caps_probes_per_second() {
+        let many = "inventory:\n  pools: [{name: p, addresses: [10.1.0.0/22]}]\n";
+        let c = ProbeConfig {
+            rate: 50,
+            pool_interval: Duration::from_secs(1),
+            interval: Duration::from_secs(1),
+            ..cfg()
+        };
+        let mut p = Prober::new(c, 3);
+        p.set_targets(&inventory(many), Timestamp(0));
+        assert_eq!(p.len(), 1024);
+        let (sent, _) = run(&mut p, 0, 10 * S, S / 100);
+        // 50/s for 10 s plus the initial bucket of 50.
+        assert!((500..=551).contains(&sent.len()), "{}", sent.len());
+        // Fair: the cursor walks on, so distinct addresses are probed, not the first 50 again and again.
+        let mut ips: Vec<IpAddr> = sent.iter().map(|s| s.1).collect();
+        ips.sort();
+        ips.dedup();
+        assert!(ips.len() >= 500, "{}", ips.len());
+    }
+
+    #[test]
+    fn pool_cap_and_reschedule_keep_state() {
+        let big = "inventory:\n  pools: [{name: p, addresses: ['fd00::/64']}]\n  services: [{name: a/b, ips: ['fd00::5']}]\n";
+        let mut p = Prober::new(ProbeConfig { max_pool_addresses: 100, ..cfg() }, 3);
+        p.set_targets(&inventory(big), Timestamp(0));
+        assert_eq!(p.len(), 100, "99 pool addresses + the service");
+        assert_eq!(p.skipped_pool_addresses(), (1u128 << 64) - 100);
+        run(&mut p, 0, 30 * S, S / 10);
+        let vip: IpAddr = "fd00::5".parse().unwrap();
+        let before = p.targets[p.index[&IpKey::from(vip)] as usize].silent;
+        assert!(before >= 2);
+        p.set_targets(&inventory(big), Timestamp(31 * S));
+        assert_eq!(p.targets[p.index[&IpKey::from(vip)] as usize].silent, before);
+    }
+
+    #[test]
+    fn failed_send_does_not_open_a_round() {
+        let mut p = Prober::new(cfg(), 9);
+        p.set_targets(&inventory(INV), Timestamp(0));
+        let mut closed = 0;
+        p.poll(Timestamp(20 * S), |_| false, |_| closed += 1);
+        assert!(p.targets.iter().all(|t| t.round.is_none()));
+        assert!(p.next_event().unwrap() > Timestamp(20 * S));
+        assert_eq!(closed, 0);
+    }
+}

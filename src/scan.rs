@@ -1,0 +1,305 @@
+//! `l2watch scan`: a one-shot RFC 5227 probe sweep of address ranges, to see which addresses are free
+//! before they go into a MetalLB pool, and who uses the others.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::capture::{Readiness, Ring, wait};
+use crate::decode::{self, Decoded, LinkType};
+use crate::frame::{ArpSpec, NdSpec, write_arp, write_nd};
+use crate::inventory::{Inventory, Owner};
+use crate::iprange::{IpKey, IpRange};
+use crate::mac::Mac;
+
+/// Most addresses one scan probes.
+pub const MAX_ADDRESSES: u128 = 65_536;
+
+/// How a sweep runs.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Probes per address (RFC 5227 sends 3).
+    pub rounds: u32,
+    /// Probes per second over all addresses and interfaces.
+    pub rate: u32,
+    /// How long to wait for replies after the last probe.
+    pub wait: Duration,
+}
+
+/// Who a MAC is, as far as this host and the config know.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Who {
+    /// One of this host's interfaces.
+    ThisHost,
+    /// A cluster node from the config.
+    Node(String),
+    /// A known host from the config.
+    Host(String),
+    /// On the allow-list (with its note).
+    Allowed(String),
+    /// Nobody l2watch knows.
+    Unknown,
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Who::ThisHost => f.write_str("this host"),
+            Who::Node(n) => write!(f, "node {n}"),
+            Who::Host(n) => write!(f, "host {n}"),
+            Who::Allowed(note) if note.is_empty() => f.write_str("allow-listed"),
+            Who::Allowed(note) => write!(f, "allow-listed ({note})"),
+            Who::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// One MAC that answered for an address.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    /// The MAC.
+    pub mac: String,
+    /// Who it is.
+    pub who: Who,
+    /// Replies received from it.
+    pub replies: u32,
+    /// Time from the first probe to its first reply, in milliseconds.
+    pub rtt_ms: f64,
+}
+
+/// One address that answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Used {
+    /// The address.
+    pub ip: String,
+    /// Every MAC that answered.
+    pub answers: Vec<Answer>,
+    /// Answered by more than one device (a node answering from several MACs counts once).
+    pub conflict: bool,
+}
+
+/// The scan result (`--format json`, schema `l2watch.scan/v1`).
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    /// Always `l2watch.scan/v1`.
+    pub schema: &'static str,
+    /// The ranges as given.
+    pub ranges: Vec<String>,
+    /// Interfaces probed on.
+    pub interfaces: Vec<String>,
+    /// Addresses probed.
+    pub probed: u64,
+    /// Addresses nobody answered for.
+    pub free: u64,
+    /// Addresses that answered, in address order.
+    pub used: Vec<Used>,
+    /// Addresses answered by more than one device.
+    pub conflicts: u64,
+}
+
+/// Expands ranges into addresses, refusing sweeps that are too large to be meant.
+pub fn addresses(ranges: &[IpRange]) -> Result<Vec<IpAddr>, String> {
+    let total: u128 = ranges.iter().map(IpRange::len).sum();
+    if total > MAX_ADDRESSES {
+        return Err(format!(
+            "{total} addresses is too many for one scan (at most {MAX_ADDRESSES}): split the range"
+        ));
+    }
+    let mut out: Vec<IpAddr> = Vec::with_capacity(total as usize);
+    for r in ranges {
+        let mut k = r.first();
+        for _ in 0..r.len() {
+            out.push(k.to_ip());
+            k = IpKey(k.0.wrapping_add(1));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Who `mac` is.
+pub fn who(inv: &Inventory, own: &[Mac], mac: Mac, ip: IpAddr) -> Who {
+    if own.contains(&mac) {
+        return Who::ThisHost;
+    }
+    match inv.owner(mac) {
+        Some(o @ Owner::Node(_)) => return Who::Node(inv.owner_name(o).to_string()),
+        Some(o @ Owner::Host(_)) => return Who::Host(inv.owner_name(o).to_string()),
+        None => {}
+    }
+    let key = IpKey::from(ip);
+    if inv.allowed(mac, key) {
+        let note = inv
+            .allow
+            .iter()
+            .find(|a| a.mac.matches(mac) && (a.ips.is_empty() || a.ips.iter().any(|r| r.contains(key))))
+            .map(|a| a.note.clone())
+            .unwrap_or_default();
+        return Who::Allowed(note);
+    }
+    Who::Unknown
+}
+
+/// Probes every address `rounds` times over `rings` (with their interface MACs) and collects replies.
+pub fn sweep(
+    rings: &mut [(Ring, Mac)],
+    ips: &[IpAddr],
+    opts: &ScanOptions,
+    inv: &Inventory,
+    own: &[Mac],
+) -> Result<ScanReport, crate::capture::CaptureError> {
+    let wanted: BTreeMap<IpAddr, ()> = ips.iter().map(|ip| (*ip, ())).collect();
+    let mut seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Duration)>> = BTreeMap::new();
+    let start = Instant::now();
+    let gap = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let mut buf = [0u8; 128];
+    let mut ready: [Readiness; crate::daemon::MAX_INTERFACES] = Default::default();
+    let mut collect =
+        |rings: &mut [(Ring, Mac)], timeout: Duration| -> Result<(), crate::capture::CaptureError> {
+            let refs: Vec<&Ring> = rings.iter().map(|(r, _)| r).collect();
+            wait(&refs, timeout, &mut ready)?;
+            for (i, (ring, _)) in rings.iter_mut().enumerate() {
+                if let Some(e) = ready[i].error.take() {
+                    return Err(e);
+                }
+                if !ready[i].readable {
+                    continue;
+                }
+                ring.drain(|meta, data| {
+                    let Decoded::Frame(obs) = decode::decode(LinkType::Ethernet, data, meta) else { return };
+                    if !obs.kind.claims() || !wanted.contains_key(&obs.sender_ip) || obs.outgoing {
+                        return;
+                    }
+                    let e = seen
+                        .entry(obs.sender_ip)
+                        .or_default()
+                        .entry(obs.sender_mac)
+                        .or_insert((0, start.elapsed()));
+                    e.0 += 1;
+                });
+            }
+            Ok(())
+        };
+    let mut next = Instant::now();
+    for _ in 0..opts.rounds.max(1) {
+        for ip in ips {
+            for (ring, mac) in rings.iter() {
+                let n = match ip {
+                    IpAddr::V4(v4) => write_arp(&mut buf, &ArpSpec::probe(*mac, *v4)),
+                    IpAddr::V6(v6) => write_nd(&mut buf, &NdSpec::dad(*mac, *v6)),
+                };
+                if let Some(n) = n {
+                    ring.send(&buf[..n])?;
+                }
+            }
+            next += gap;
+            let pause = next.saturating_duration_since(Instant::now());
+            collect(rings, pause)?;
+        }
+    }
+    let end = Instant::now() + opts.wait;
+    while Instant::now() < end {
+        collect(rings, end.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)))?;
+    }
+    let mut used = Vec::new();
+    let mut conflicts = 0;
+    for (ip, macs) in &seen {
+        let answers: Vec<Answer> = macs
+            .iter()
+            .map(|(mac, (n, t))| Answer {
+                mac: mac.to_string(),
+                who: who(inv, own, *mac, *ip),
+                replies: *n,
+                rtt_ms: t.as_secs_f64() * 1000.0,
+            })
+            .collect();
+        let mut devices: Vec<Who> = Vec::new();
+        for a in &answers {
+            // A node or this host answering from several MACs is one device.
+            let id = match &a.who {
+                Who::Unknown | Who::Allowed(_) => Who::Allowed(a.mac.clone()),
+                other => other.clone(),
+            };
+            if !devices.contains(&id) {
+                devices.push(id);
+            }
+        }
+        let conflict = devices.len() > 1;
+        conflicts += u64::from(conflict);
+        used.push(Used { ip: ip.to_string(), answers, conflict });
+    }
+    Ok(ScanReport {
+        schema: "l2watch.scan/v1",
+        ranges: Vec::new(),
+        interfaces: rings.iter().map(|(r, _)| r.name().to_owned()).collect(),
+        probed: ips.len() as u64,
+        free: (ips.len() - used.len()) as u64,
+        used,
+        conflicts,
+    })
+}
+
+/// The report for people.
+pub fn to_text(r: &ScanReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Scanned {} addresses on {}: {} free, {} in use, {} answered by more than one device.",
+        r.probed,
+        r.interfaces.join(", "),
+        r.free,
+        r.used.len(),
+        r.conflicts
+    );
+    if r.used.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\n{:<40} {:<17} {:>7} {:>9}  WHO", "IP", "MAC", "REPLIES", "RTT(ms)");
+    for u in &r.used {
+        for (i, a) in u.answers.iter().enumerate() {
+            let ip = if i == 0 { u.ip.as_str() } else { "" };
+            let _ = writeln!(out, "{ip:<40} {:<17} {:>7} {:>9.2}  {}", a.mac, a.replies, a.rtt_ms, a.who);
+        }
+        if u.conflict {
+            let _ = writeln!(out, "{:<40} ^ CONFLICT: answered by more than one device", "");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_expand_sorted_and_bounded() {
+        let r: Vec<IpRange> =
+            ["10.0.0.6-10.0.0.7", "10.0.0.4/31", "10.0.0.5"].iter().map(|s| s.parse().unwrap()).collect();
+        let ips: Vec<String> = addresses(&r).unwrap().iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, ["10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7"]);
+        let big: Vec<IpRange> = vec!["10.0.0.0/15".parse().unwrap()];
+        assert!(addresses(&big).unwrap_err().contains("too many"));
+    }
+
+    #[test]
+    fn who_names_owner_host_and_allow_list() {
+        let cfg = crate::config::Config::parse(
+            std::path::Path::new("t"),
+            "inventory:\n  nodes: [{name: n1, macs: ['02:00:00:00:00:01']}]\n  hosts: [{name: gw, macs: ['02:00:00:00:00:02']}]\nallow: [{mac: '00:00:5e:00:01:00/40', note: vrrp}]\n",
+        )
+        .unwrap();
+        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let own = [Mac([2, 0, 0, 0, 0, 9])];
+        assert_eq!(who(&inv, &own, Mac([2, 0, 0, 0, 0, 9]), ip), Who::ThisHost);
+        assert_eq!(who(&inv, &own, Mac([2, 0, 0, 0, 0, 1]), ip), Who::Node("n1".into()));
+        assert_eq!(who(&inv, &own, Mac([2, 0, 0, 0, 0, 2]), ip), Who::Host("gw".into()));
+        assert_eq!(who(&inv, &own, Mac([0, 0, 0x5e, 0, 1, 7]), ip), Who::Allowed("vrrp".into()));
+        assert_eq!(who(&inv, &own, Mac([2, 0, 0, 0, 0, 3]), ip), Who::Unknown);
+    }
+}
