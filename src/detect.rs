@@ -591,4 +591,48 @@ mod tests {
         assert!(d.stats().findings_evicted > 9_000);
         assert_eq!(d.findings().filter(|f| f.kind == FindingKind::MultipleResponders).count(), 2);
     }
+
+    #[test]
+    fn probe_rounds_judge_responders_and_silence() {
+        let cfg = crate::config::Config::parse(
+            std::path::Path::new("t"),
+            "inventory:\n  nodes: [{name: a, macs: ['02:00:00:00:00:01', '02:00:00:00:00:02']}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
+        )
+        .unwrap();
+        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let mut d = Detector::new(DetectConfig::default());
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let at = |t: u64| At { time: Timestamp(t), frame: 0, vlans: Vlans::default(), interface: 0 };
+        let node1 = Mac([2, 0, 0, 0, 0, 1]);
+        let node2 = Mac([2, 0, 0, 0, 0, 2]);
+        let foreign = Mac([2, 0, 0, 0, 0, 9]);
+        let kinds = |d: &Detector| {
+            let mut v: Vec<(FindingKind, Mac)> = d.findings().map(|f| (f.kind, f.mac)).collect();
+            v.sort_by_key(|(k, m)| (*k, *m));
+            v
+        };
+        // One node answering from two interfaces is one responder.
+        d.probe_round(ip, &[node1, node2], false, at(1), &inv, &mut NoSink);
+        assert!(kinds(&d).is_empty());
+        // Silence, judged unanswered by the prober: raised once, refreshed after.
+        d.probe_round(ip, &[], true, at(2), &inv, &mut NoSink);
+        d.probe_round(ip, &[], true, at(3), &inv, &mut NoSink);
+        assert_eq!(kinds(&d), [(FindingKind::Unanswered, Mac::ZERO)]);
+        assert_eq!(d.findings().next().unwrap().count, 2);
+        // An answer clears it at once, not after the hold time.
+        d.probe_round(ip, &[node1], false, at(4), &inv, &mut NoSink);
+        assert!(kinds(&d).is_empty());
+        // A node and a foreign device in one round: both are responders.
+        d.probe_round(ip, &[node1, foreign], false, at(5), &inv, &mut NoSink);
+        let mut want =
+            vec![(FindingKind::MultipleResponders, node1), (FindingKind::MultipleResponders, foreign)];
+        want.sort_by_key(|(k, m)| (*k, *m));
+        assert_eq!(kinds(&d), want);
+        let f = d.findings().find(|f| f.mac == foreign).unwrap();
+        assert_eq!(f.other_mac, Some(node1));
+        // Rounds for addresses nobody watches are ignored when only watched ones are tracked.
+        let mut quiet = Detector::new(DetectConfig::default());
+        quiet.probe_round("10.9.9.9".parse().unwrap(), &[node1, foreign], false, at(6), &inv, &mut NoSink);
+        assert_eq!(quiet.findings().count(), 0);
+    }
 }

@@ -3,8 +3,9 @@
 //! One socket per interface: a classic BPF filter in the kernel keeps only ARP and ND solicitations and
 //! advertisements (untagged or behind up to two VLAN tags), and accepted frames land in a ring of
 //! blocks shared with the kernel through `mmap`. The kernel hands a block to user space when it is full
-//! or `block_timeout_ms` after its first frame; [`Ring::drain`] reads every handed-over block and gives
-//! it back, so a busy segment costs one `poll` per block instead of one `recvfrom` per frame.
+//! or when its `block_timeout_ms` timer expires with frames in it; [`Ring::drain`] reads every
+//! handed-over block and gives it back, so a busy link costs one `poll` per block instead of one
+//! `recvfrom` per frame.
 //!
 //! This is the only module of l2watch with `unsafe`: socket options, `mmap`, and reading the blocks the
 //! kernel writes. Every block says why it is sound.
@@ -23,7 +24,7 @@ use crate::observation::Timestamp;
 use std::ffi::CString;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -76,28 +77,29 @@ impl Default for RingConfig {
 
 impl RingConfig {
     /// The `PACKET_RX_RING` request, after the checks whose kernel answer would only be `EINVAL`.
+    /// The whole ring is kept under 2 GiB.
     fn request(&self) -> Result<libc::tpacket_req3, CaptureError> {
         let page = page_size();
-        let bad = |why: String| Err(CaptureError::InvalidConfig(why));
-        if self.block_size == 0 || self.block_size % page != 0 || self.block_size % FRAME_SIZE != 0 {
-            return bad(format!("block size {} is not a multiple of the page size {page}", self.block_size));
+        let fits = |n: usize| u32::try_from(n).ok().filter(|&n| n > 0 && n <= i32::MAX as u32);
+        let total = self.block_size.checked_mul(self.block_count).and_then(fits);
+        match (fits(self.block_size), fits(self.block_count), total) {
+            // FRAME_SIZE divides every page size, so it divides the block size too.
+            (Some(size), Some(count), Some(_)) if self.block_size % page == 0 && self.snaplen > 0 => {
+                Ok(libc::tpacket_req3 {
+                    tp_block_size: size,
+                    tp_block_nr: count,
+                    tp_frame_size: FRAME_SIZE as u32,
+                    tp_frame_nr: size / FRAME_SIZE as u32 * count,
+                    tp_retire_blk_tov: self.block_timeout_ms,
+                    tp_sizeof_priv: 0,
+                    tp_feature_req_word: 0,
+                })
+            }
+            _ => Err(CaptureError::InvalidConfig(format!(
+                "{self:?}: blocks must be a multiple of the page size ({page} bytes), block count and \
+                 snaplen must not be 0, and the whole ring must stay under 2 GiB"
+            ))),
         }
-        if self.block_count == 0 || self.snaplen == 0 {
-            return bad("block count and snaplen must not be 0".to_owned());
-        }
-        let frames = (self.block_size / FRAME_SIZE).checked_mul(self.block_count);
-        let too_big = || CaptureError::InvalidConfig(format!("{self:?} is too large"));
-        let size = |n: usize| u32::try_from(n).ok().filter(|&n| n <= i32::MAX as u32).ok_or_else(too_big);
-        self.block_size.checked_mul(self.block_count).ok_or_else(too_big)?;
-        Ok(libc::tpacket_req3 {
-            tp_block_size: size(self.block_size)?,
-            tp_block_nr: size(self.block_count)?,
-            tp_frame_size: FRAME_SIZE as u32,
-            tp_frame_nr: size(frames.ok_or_else(too_big)?)?,
-            tp_retire_blk_tov: self.block_timeout_ms,
-            tp_sizeof_priv: 0,
-            tp_feature_req_word: 0,
-        })
     }
 }
 
@@ -209,8 +211,9 @@ fn interface_index(name: &str) -> Result<u32, CaptureError> {
 /// `setsockopt` with a value the kernel only reads.
 fn set_option<T>(fd: BorrowedFd, level: i32, name: i32, value: &T) -> io::Result<()> {
     let len = size_of::<T>() as libc::socklen_t;
-    // SAFETY: value points at size_of::<T>() readable bytes for the duration of the call; the kernel
-    // copies them in and never writes through the pointer.
+    // SAFETY: value points at size_of::<T>() readable bytes for the duration of the call. The kernel
+    // only reads user memory for the options used here (ints, tpacket_req3, and sock_fprog, whose
+    // filter array the caller keeps alive across the call).
     let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
@@ -243,12 +246,9 @@ fn send_frame(fd: BorrowedFd, ifindex: u32, interface: &str, frame: &[u8]) -> Re
     loop {
         // SAFETY: the pointer and length describe the live slice `frame`; send only reads it.
         let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        // A packet socket sends the whole frame or fails (packet_snd returns the length).
         if n >= 0 {
-            if n as usize == frame.len() {
-                return Ok(());
-            }
-            let source = io::Error::new(io::ErrorKind::WriteZero, "short send");
-            return Err(CaptureError::Io { op: "send", interface: interface.to_owned(), source });
+            return Ok(());
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -496,12 +496,6 @@ impl AsFd for Ring {
     }
 }
 
-impl AsRawFd for Ring {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(*b.get(at..at.checked_add(4)?)?.first_chunk()?))
 }
@@ -530,7 +524,7 @@ pub fn wait(rings: &[&Ring], timeout: Duration, ready: &mut [Readiness]) -> Resu
     }
     let mut fds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; MAX_WAIT];
     for (p, r) in fds.iter_mut().zip(rings) {
-        *p = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        *p = libc::pollfd { fd: r.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     }
     ready.iter_mut().for_each(|r| *r = Readiness::default());
     let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
@@ -607,7 +601,7 @@ const fn op(code: u32, k: u32) -> libc::sock_filter {
 }
 
 /// `if A == k` at instruction `pc`, jumping to the absolute instructions `yes` and `no`. cBPF jumps
-/// are relative and forward only; this panics at compile time otherwise.
+/// are relative and forward only; the check fails the build (the filter is a `const`).
 const fn jeq(pc: usize, k: u32, yes: usize, no: usize) -> libc::sock_filter {
     assert!(yes > pc && no > pc && yes - pc <= 256 && no - pc <= 256);
     libc::sock_filter { code: JEQ as u16, jt: (yes - pc - 1) as u8, jf: (no - pc - 1) as u8, k }
@@ -617,41 +611,46 @@ const IPV6: usize = 18;
 const ACCEPT: usize = 23;
 const REJECT: usize = 24;
 
+/// Keeps `snaplen` bytes of frames that [`NEIGHBOUR_FILTER`] accepts.
+fn neighbour_filter(snaplen: u32) -> [libc::sock_filter; 25] {
+    let mut filter = NEIGHBOUR_FILTER;
+    filter[ACCEPT].k = snaplen;
+    filter
+}
+
 /// The kernel filter: ARP (0x0806), and ICMPv6 neighbour solicitation (135) and advertisement (136)
 /// directly in IPv6 (0x86dd, next header 58, no extension headers, which ND never uses), untagged or
 /// behind one or two VLAN tags (0x8100, 0x88a8, 0x9100) still in the bytes. The kernel strips the
 /// outermost tag before packet sockets see a frame, so two tags in the bytes are three on the wire.
-/// X holds the bytes of tags seen, so the IPv6 checks load relative to it. Returns `snaplen` (keep
-/// that many bytes) or 0 (drop); loads beyond the frame drop it too.
-fn neighbour_filter(snaplen: u32) -> [libc::sock_filter; 25] {
-    [
-        op(LDX_IMM, 0),                // 0: no tags
-        op(LDH_ABS, 12),               // 1: ethertype
-        jeq(2, 0x0806, ACCEPT, 3),     // 2: ARP
-        jeq(3, 0x86dd, IPV6, 4),       // 3: IPv6
-        jeq(4, 0x8100, 7, 5),          // 4: 802.1Q
-        jeq(5, 0x88a8, 7, 6),          // 5: 802.1ad
-        jeq(6, 0x9100, 7, REJECT),     // 6: old QinQ
-        op(LDX_IMM, 4),                // 7: one tag
-        op(LDH_ABS, 16),               // 8: ethertype after it
-        jeq(9, 0x0806, ACCEPT, 10),    // 9
-        jeq(10, 0x86dd, IPV6, 11),     // 10
-        jeq(11, 0x8100, 14, 12),       // 11
-        jeq(12, 0x88a8, 14, 13),       // 12
-        jeq(13, 0x9100, 14, REJECT),   // 13
-        op(LDX_IMM, 8),                // 14: two tags
-        op(LDH_ABS, 20),               // 15
-        jeq(16, 0x0806, ACCEPT, 17),   // 16
-        jeq(17, 0x86dd, IPV6, REJECT), // 17: a third tag is not followed
-        op(LDB_IND, 14 + 6),           // 18 IPV6: next header
-        jeq(19, 58, 20, REJECT),       // 19: ICMPv6
-        op(LDB_IND, 14 + 40),          // 20: ICMPv6 type
-        jeq(21, 135, ACCEPT, 22),      // 21: neighbour solicitation
-        jeq(22, 136, ACCEPT, REJECT),  // 22: neighbour advertisement
-        op(RET, snaplen),              // 23 ACCEPT
-        op(RET, 0),                    // 24 REJECT
-    ]
-}
+/// X holds the bytes of tags seen, so the IPv6 checks load relative to it. Returns the number of bytes
+/// to keep (patched in by [`neighbour_filter`]) or 0 (drop); loads beyond the frame drop it too.
+const NEIGHBOUR_FILTER: [libc::sock_filter; 25] = [
+    op(LDX_IMM, 0),                // 0: no tags
+    op(LDH_ABS, 12),               // 1: ethertype
+    jeq(2, 0x0806, ACCEPT, 3),     // 2: ARP
+    jeq(3, 0x86dd, IPV6, 4),       // 3: IPv6
+    jeq(4, 0x8100, 7, 5),          // 4: 802.1Q
+    jeq(5, 0x88a8, 7, 6),          // 5: 802.1ad
+    jeq(6, 0x9100, 7, REJECT),     // 6: old QinQ
+    op(LDX_IMM, 4),                // 7: one tag
+    op(LDH_ABS, 16),               // 8: ethertype after it
+    jeq(9, 0x0806, ACCEPT, 10),    // 9
+    jeq(10, 0x86dd, IPV6, 11),     // 10
+    jeq(11, 0x8100, 14, 12),       // 11
+    jeq(12, 0x88a8, 14, 13),       // 12
+    jeq(13, 0x9100, 14, REJECT),   // 13
+    op(LDX_IMM, 8),                // 14: two tags
+    op(LDH_ABS, 20),               // 15
+    jeq(16, 0x0806, ACCEPT, 17),   // 16
+    jeq(17, 0x86dd, IPV6, REJECT), // 17: a third tag is not followed
+    op(LDB_IND, 14 + 6),           // 18 IPV6: next header
+    jeq(19, 58, 20, REJECT),       // 19: ICMPv6
+    op(LDB_IND, 14 + 40),          // 20: ICMPv6 type
+    jeq(21, 135, ACCEPT, 22),      // 21: neighbour solicitation
+    jeq(22, 136, ACCEPT, REJECT),  // 22: neighbour advertisement
+    op(RET, u32::MAX),             // 23 ACCEPT
+    op(RET, 0),                    // 24 REJECT
+];
 
 #[cfg(test)]
 mod tests {
@@ -930,8 +929,12 @@ mod tests {
             assert_eq!(source.raw_os_error(), Some(libc::ENETDOWN));
             assert_eq!(wait_one(&ra, Duration::from_millis(100)).0, 0);
             ip("link set dev a up");
-            tx.send(&garp).unwrap();
-            assert_eq!(collect(&mut ra, 1, 2 * SECOND).len(), 1, "frames flow again after up");
+            // b's transmit queue comes back asynchronously (linkwatch), so the first sends may vanish.
+            let flowing = (0..20).any(|_| {
+                tx.send(&garp).unwrap();
+                !collect(&mut ra, 1, Duration::from_millis(100)).is_empty()
+            });
+            assert!(flowing, "no frames on the same socket after up");
             // Deleted while down: the kernel reports nothing more; only interface_present tells.
             ip("link set dev a down");
             assert!(matches!(wait_one(&ra, SECOND).1.error, Some(CaptureError::InterfaceDown { .. })));
@@ -947,79 +950,21 @@ mod tests {
 
     #[test]
     fn needs_cap_net_raw() {
-        #[repr(C)]
-        struct CapHeader(u32, i32);
-        #[repr(C)]
-        #[derive(Clone, Copy, Default)]
-        struct CapData {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
         in_netns(|| {
-            let header = CapHeader(0x2008_0522, 0); // _LINUX_CAPABILITY_VERSION_3, this thread
-            let mut data = [CapData::default(); 2];
-            // SAFETY: header and data match the kernel's v3 capability structs (two data entries).
-            let rc = unsafe { libc::syscall(libc::SYS_capget, &raw const header, data.as_mut_ptr()) };
+            // _LINUX_CAPABILITY_VERSION_3 for this thread; two {effective, permitted, inheritable}.
+            let (header, mut data) = ([0x2008_0522u32, 0], [0u32; 6]);
+            // SAFETY: header and data have the sizes and layout of the kernel's v3 capability structs.
+            let rc = unsafe { libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr()) };
             assert_eq!(rc, 0, "capget: {}", io::Error::last_os_error());
-            data[0].effective &= !(1 << 13); // CAP_NET_RAW
+            data[0] &= !(1 << 13); // CAP_NET_RAW from the effective set
             // SAFETY: as above; capset only lowers this thread's effective set, which ends with it.
-            let rc = unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) };
+            let rc = unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) };
             assert_eq!(rc, 0, "capset: {}", io::Error::last_os_error());
             assert!(matches!(
                 Ring::open("a", 0, &RingConfig::default()),
                 Err(CaptureError::PermissionDenied)
             ));
             assert!(matches!(Sender::open("a"), Err(CaptureError::PermissionDenied)));
-        });
-    }
-
-    fn thread_cpu() -> Duration {
-        // SAFETY: rusage is plain old data; all zero is a valid value.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: ru is valid for writes of one rusage.
-        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) }, 0);
-        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-        tv(ru.ru_utime) + tv(ru.ru_stime)
-    }
-
-    /// `cargo test --release -- --ignored --nocapture flood`
-    #[test]
-    #[ignore = "benchmark"]
-    fn flood() {
-        in_netns(|| {
-            const N: u64 = 1_000_000;
-            let mut ra = Ring::open("a", 0, &RingConfig::default()).unwrap();
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let stopped = stop.clone();
-            let drainer = std::thread::spawn(move || {
-                let (cpu, mut ready, mut delivered) = (thread_cpu(), [Readiness::default()], 0);
-                loop {
-                    let stopping = stopped.load(Ordering::Acquire);
-                    wait(&[&ra], Duration::from_millis(10), &mut ready).unwrap();
-                    let n = ra.drain(|m, b| {
-                        std::hint::black_box((m, b));
-                    });
-                    delivered += n as u64;
-                    if stopping && n == 0 {
-                        return (delivered, thread_cpu() - cpu, ra.stats().unwrap());
-                    }
-                }
-            });
-            let (tx, garp) = (Sender::open("b").unwrap(), arp([10, 0, 0, 2], [10, 0, 0, 2]));
-            let start = Instant::now();
-            (0..N).for_each(|_| tx.send(&garp).unwrap());
-            let elapsed = start.elapsed();
-            std::thread::sleep(Duration::from_millis(100));
-            stop.store(true, Ordering::Release);
-            let (delivered, cpu, st) = drainer.join().unwrap();
-            println!(
-                "sent {N} in {elapsed:?} ({:.0} pps), delivered {delivered}, {st:?}, drain CPU {cpu:?} \
-                 = {:.1} ns/frame",
-                N as f64 / elapsed.as_secs_f64(),
-                cpu.as_nanos() as f64 / delivered.max(1) as f64
-            );
-            assert_eq!(delivered, st.received);
         });
     }
 }
