@@ -44,7 +44,7 @@ pub struct CaptureConfig {
     /// Interfaces whose MACs are not among the MACs this node answers ARP with; `*` matches any run of
     /// characters. The default is MetalLB's own `announcedInterfacesToExclude` list.
     pub exclude: Vec<String>,
-    /// Kernel ring buffer per interface, in MiB (1 to 256). 4 MiB holds ~29,000 ARP frames.
+    /// Kernel ring buffer per interface, in MiB (1 to 256). 8 MiB holds ~65,000 ARP frames.
     pub ring_mib: usize,
 }
 
@@ -69,7 +69,7 @@ impl Default for CaptureConfig {
             ]
             .map(String::from)
             .to_vec(),
-            ring_mib: 4,
+            ring_mib: 8,
         }
     }
 }
@@ -237,7 +237,8 @@ pub struct DetectConfig {
     pub flip_window: Duration,
     /// Which addresses get per-IP history.
     pub track: Track,
-    /// At most this many addresses have per-IP state; the least recently seen are evicted first.
+    /// At most this many addresses have per-IP state; the least recently seen are evicted first. The
+    /// table is sized at twice this (so eviction never makes it grow): 12288 takes about 8 MiB.
     pub max_tracked_ips: usize,
     /// At most this many MACs are remembered per address (1 to 4).
     pub max_macs_per_ip: usize,
@@ -251,7 +252,7 @@ impl Default for DetectConfig {
             hold: Duration::from_secs(600),
             flip_window: Duration::from_secs(300),
             track: Track::Auto,
-            max_tracked_ips: 16_384,
+            max_tracked_ips: 12_288,
             max_macs_per_ip: 4,
             max_findings: 2_048,
         }

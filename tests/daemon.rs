@@ -31,10 +31,8 @@ struct Env {
     config: String,
 }
 
-fn config(announcer: Option<&str>, tagged: bool) -> String {
+fn config(announcer: Option<&str>, extra_services: &str) -> String {
     let announcer = announcer.map(|a| format!("      announcer: {a}\n")).unwrap_or_default();
-    let tagged =
-        if tagged { "    - {name: web/tagged, ips: [10.78.0.100], announcer: node-b}\n" } else { "" };
     format!(
         "inventory:
   nodes:
@@ -43,7 +41,7 @@ fn config(announcer: Option<&str>, tagged: bool) -> String {
   services:
     - name: web/nginx
       ips: [{VIP}]
-{announcer}{tagged}probe:
+{announcer}{extra_services}probe:
   interval: 2s
   reply_window: 500ms
   unanswered_after: 2
@@ -53,10 +51,16 @@ fn config(announcer: Option<&str>, tagged: bool) -> String {
 
 /// Builds the LAN with the VIP on node-b, and starts l2watch on node-a.
 fn setup(announcer: Option<&str>, extra_args: &[&str]) -> Env {
-    setup_with(announcer, false, extra_args)
+    setup_with(announcer, "", extra_args)
 }
 
-fn setup_with(announcer: Option<&str>, tagged: bool, extra_args: &[&str]) -> Env {
+/// Like [`setup`], with more services (YAML list items, indented four spaces).
+fn setup_with(announcer: Option<&str>, extra_services: &str, extra_args: &[&str]) -> Env {
+    setup_yaml(config(announcer, extra_services), extra_args)
+}
+
+/// Like [`setup`], with the whole config given.
+fn setup_yaml(yaml: String, extra_args: &[&str]) -> Env {
     let mut lan = Lan::new();
     let a = lan.host("nodea", MAC_A, "10.77.0.11/24");
     let b = lan.host("nodeb", MAC_B, "10.77.0.12/24");
@@ -66,7 +70,7 @@ fn setup_with(announcer: Option<&str>, tagged: bool, extra_args: &[&str]) -> Env
     let scrape = SocketAddr::from((lan.mgmt(&a), 9787));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l2watch.yaml");
-    std::fs::write(&path, config(announcer, tagged)).unwrap();
+    std::fs::write(&path, yaml).unwrap();
     let config = path.to_str().unwrap().to_owned();
     let mut env = Env { lan, a, b, foreign, _client: client, scrape, daemon: None, _dir: dir, config };
     env.start(extra_args);
@@ -281,7 +285,11 @@ fn a_service_ip_nobody_answers_is_unanswered_and_clears_when_answered() {
 #[test]
 fn conflicts_on_a_tagged_vlan_are_found_with_their_vlan_id() {
     use l2watch::frame::{ArpSpec, write_arp};
-    let env = setup_with(None, true, &["--no-probe"]);
+    let env = setup_with(
+        None,
+        "    - {name: web/tagged, ips: [10.78.0.100], announcer: node-b}\n",
+        &["--no-probe"],
+    );
     let tagged = |mac: &str, ids: &[u16], qinq: bool| {
         let mut buf = [0u8; 128];
         let spec = ArpSpec::gratuitous(mac.parse().unwrap(), "10.78.0.100".parse().unwrap())
@@ -317,6 +325,82 @@ fn conflicts_on_a_tagged_vlan_are_found_with_their_vlan_id() {
     let vlans = f["frames"]["vlans"].as_array().unwrap();
     assert!(vlans.iter().any(|v| v["ids"] == serde_json::json!([20]) && v["frames"] == 2), "{f}");
     assert!(vlans.iter().any(|v| v["ids"] == serde_json::json!([100, 20]) && v["frames"] == 1), "{f}");
+}
+
+/// IPv6 service addresses are probed with DAD neighbour solicitations; the owner's kernel answers
+/// with a neighbour advertisement to all nodes, which is how a second owner shows up.
+#[test]
+fn ipv6_service_addresses_are_probed_with_neighbour_solicitations() {
+    const VIP6: &str = "fd00:77::100";
+    let env = setup_with(None, "    - {name: web/v6, ips: ['fd00:77::100']}\n", &[]);
+    for (host, me) in [(&env.a, "fd00:77::a"), (&env.b, "fd00:77::b"), (&env.foreign, "fd00:77::f0")] {
+        host.add_addr("eth0", &format!("{me}/64"));
+    }
+    env.b.add_addr("eth0", &format!("{VIP6}/128"));
+    wait_for(Duration::from_secs(6), "node-b answering the IPv6 probe", || {
+        (value(&env.metrics(), "l2watch_ip_responders", &[("ip", VIP6)]) == Some(1.0)).then_some(())
+    });
+    // Frame counters are published once a second.
+    wait_for(Duration::from_secs(2), "neighbour advertisements counted", || {
+        value(&env.metrics(), "l2watch_frames_total", &[("interface", "eth0"), ("kind", "nd_na")])
+            .filter(|v| *v >= 1.0)
+    });
+    let m = env.metrics();
+    assert!(conflicts(&m).is_empty(), "{m}");
+    env.foreign.add_addr("eth0", &format!("{VIP6}/128"));
+    let labels = [("kind", "foreign_mac"), ("ip", VIP6), ("mac", MAC_FOREIGN), ("service", "v6")];
+    wait_for(INTERVAL + Duration::from_millis(1300), "foreign_mac for the IPv6 service address", || {
+        (value(&env.metrics(), "l2watch_conflict_active", &labels) == Some(1.0)).then_some(())
+    });
+    wait_for(INTERVAL * 2, "two responders in one IPv6 round", || {
+        (value(&env.metrics(), "l2watch_ip_responders", &[("ip", VIP6)]) == Some(2.0)).then_some(())
+    });
+}
+
+/// Sends `n` gratuitous ARPs from random MACs for random addresses of 10.0.0.0/16 out of `dev`.
+const RANDOM_FLOOD: &str = r#"
+import os, random, socket, struct, sys
+dev, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(7)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+for _ in range(n):
+    mac = bytes([0x02]) + rnd.getrandbits(40).to_bytes(5, "big")
+    ip = bytes([10, 0]) + rnd.getrandbits(16).to_bytes(2, "big")
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + bytes(6) + ip
+    s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+"#;
+
+/// A flood of random squatters on a pool: findings, series and memory stay within their caps, and
+/// what is evicted is counted.
+#[test]
+fn a_flood_of_random_squatters_stays_within_every_cap() {
+    let yaml = config(None, "")
+        .replace("  services:\n", "  pools: [{name: lan, addresses: [10.0.0.0/16]}]\n  services:\n")
+        .replace(
+            "probe:\n",
+            "metrics:\n  max_series: 64\ndetect:\n  max_findings: 256\nprobe:\n  enabled: false\n",
+        );
+    let env = setup_yaml(yaml, &[]);
+    const N: u64 = 20_000;
+    env.foreign.exec(["python3", "-c", RANDOM_FLOOD, "eth0", &N.to_string()]);
+    let m = wait_for(Duration::from_secs(5), "every flood frame counted", || {
+        let m = env.metrics();
+        value(&m, "l2watch_frames_total", &[("kind", "gratuitous")]).filter(|v| *v >= N as f64).map(|_| m)
+    });
+    let active = conflicts(&m).len();
+    assert!((1..=64).contains(&active), "{active} conflict series with max_series 64");
+    let series: usize = m.lines().filter(|l| l.starts_with("l2watch_") && l.contains("ip=\"")).count();
+    assert!(series <= 64, "{series} series with IP labels");
+    assert!(value(&m, "l2watch_series_evicted_total", &[]).unwrap() > 0.0);
+    assert!(value(&m, "process_resident_memory_bytes", &[]).unwrap() < 32.0 * 1024.0 * 1024.0);
+    let f = env.findings();
+    assert!(f["findings"].as_array().unwrap().len() <= 256);
+    assert!(f["summary"]["evicted"].as_u64().unwrap() >= N - 256, "{}", f["summary"]);
+    // Some random addresses repeat with another MAC: mac_changed. Nothing else can come of this flood.
+    let kinds = kinds(&f);
+    assert!(kinds.iter().all(|(k, _, _)| k == "pool_squatter" || k == "mac_changed"), "{kinds:?}");
+    assert!(kinds.iter().any(|(k, _, _)| k == "pool_squatter"));
 }
 
 #[test]
