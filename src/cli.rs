@@ -178,7 +178,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let opts =
                 crate::scan::ScanOptions { rounds, rate, wait: std::time::Duration::from_secs_f64(wait) };
-            let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own)?;
+            let (vendors, _) = crate::vendor::Vendors::load(&cfg.oui_files);
+            let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own, &vendors)?;
             report.ranges = ranges.iter().map(ToString::to_string).collect();
             let text = match format {
                 Format::Text => crate::scan::to_text(&report),
@@ -193,13 +194,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Analyze { files, config, format, inventory } => {
             let (cfg, inv) = load(config.as_deref(), inventory)?;
+            let (vendors, _) = crate::vendor::Vendors::load(&cfg.oui_files);
             let analysis = crate::analyze::analyze(&files, &inv, cfg.detect.clone());
             let status = crate::report::exit_status(&analysis);
             let mut out = std::io::stdout().lock();
             match format {
-                Format::Text => out.write_all(crate::report::to_text(&analysis, &inv).as_bytes()),
+                Format::Text => out.write_all(crate::report::to_text(&analysis, &inv, &vendors).as_bytes()),
                 Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &crate::report::to_json(&analysis, &inv))
+                    serde_json::to_writer_pretty(&mut out, &crate::report::to_json(&analysis, &inv, &vendors))
                         .map_err(std::io::Error::other)
                         .and_then(|()| out.write_all(b"\n"))
                 }

@@ -14,7 +14,7 @@ use crate::iprange::IpRange;
 use crate::mac::Mac;
 
 /// The whole configuration file. Every field has a default, so an empty file is a valid config.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the inventory comes from and, for `static`, what it holds.
@@ -33,6 +33,24 @@ pub struct Config {
     pub probe: ProbeConfig,
     /// The HTTP endpoint and metric limits.
     pub metrics: MetricsConfig,
+    /// IEEE registries (CSV) for MAC vendor names; files that do not exist are skipped.
+    pub oui_files: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            inventory: InventoryConfig::default(),
+            allow: Vec::new(),
+            registry: None,
+            detect: DetectConfig::default(),
+            node_name: None,
+            capture: CaptureConfig::default(),
+            probe: ProbeConfig::default(),
+            metrics: MetricsConfig::default(),
+            oui_files: crate::vendor::DEFAULT_FILES.iter().map(PathBuf::from).collect(),
+        }
+    }
 }
 
 /// The `capture:` section.

@@ -138,6 +138,8 @@ pub struct Setup {
     pub ring_config: RingConfig,
     /// Where interface state is read from.
     pub sys: Sys,
+    /// MAC vendor names.
+    pub vendors: crate::vendor::Vendors,
 }
 
 /// The capture interfaces: the flags, else the config, else the default-route interface.
@@ -228,6 +230,7 @@ pub struct Engine {
     changes: Changes,
     ring_config: RingConfig,
     sys: Sys,
+    vendors: crate::vendor::Vendors,
     logged_wait_error: bool,
 }
 
@@ -237,7 +240,7 @@ const EARLY_PUBLISH: Duration = Duration::from_millis(100);
 impl Engine {
     /// Prepares the capture thread's state; `names[i]` is the interface of `setup.rings[i]`.
     pub fn new(shared: Arc<Shared>, setup: Setup, names: &[String]) -> Engine {
-        let Setup { config, inventory, self_node, own_macs, rings, ring_config, sys } = setup;
+        let Setup { config, inventory, self_node, own_macs, rings, ring_config, sys, vendors } = setup;
         let t0 = now();
         let ports: Vec<Port> = rings
             .into_iter()
@@ -305,6 +308,7 @@ impl Engine {
             changes: Changes(false),
             ring_config,
             sys,
+            vendors,
             logged_wait_error: false,
         }
     }
@@ -575,9 +579,14 @@ impl Engine {
         self.analysis.detector.expire(t, &mut self.changes);
         let hold = self.hold;
         self.self_claims.retain(|_, seen| t.since(*seen) <= hold);
-        self.shared.metrics.sync_findings(&mut self.book, &self.analysis.detector, self.max_series);
+        self.shared.metrics.sync_findings(
+            &mut self.book,
+            &self.analysis.detector,
+            &self.vendors,
+            self.max_series,
+        );
         self.analysis.findings = self.analysis.detector.findings().map(|f| (f.clone(), true)).collect();
-        let doc = crate::report::to_json(&self.analysis, &self.inv);
+        let doc = crate::report::to_json(&self.analysis, &self.inv, &self.vendors);
         match serde_json::to_vec_pretty(&doc) {
             Ok(mut v) => {
                 v.push(b'\n');
@@ -626,6 +635,15 @@ pub fn start(
     let listener = runtime.block_on(crate::http::bind(config.metrics.listen))?;
     let ring_config = ring_config(config.capture.ring_mib);
     let rings: Vec<Ring> = open_rings(&sys, &names, &ring_config)?.into_iter().map(|(r, _)| r).collect();
+    let (vendors, loaded) = crate::vendor::Vendors::load(&config.oui_files);
+    for e in &loaded.errors {
+        tracing::warn!(error = %e, "cannot read a MAC vendor registry; vendor names from it are missing");
+    }
+    if vendors.is_empty() {
+        tracing::info!(
+            "no MAC vendor registry found (Debian: apt-get install ieee-data); vendor labels stay empty"
+        );
+    }
     let metrics = Metrics::new()?;
     metrics.set_inventory(&inv, source);
     let shared = Arc::new(Shared::new(metrics, names.len()));
@@ -640,7 +658,8 @@ pub fn start(
         probing = config.probe.enabled,
         "l2watch started"
     );
-    let setup = Setup { config, inventory: Arc::new(inv), self_node, own_macs, rings, ring_config, sys };
+    let setup =
+        Setup { config, inventory: Arc::new(inv), self_node, own_macs, rings, ring_config, sys, vendors };
     let engine = Engine::new(shared.clone(), setup, &names);
     let capture = std::thread::Builder::new().name("capture".into()).spawn(move || engine.run())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

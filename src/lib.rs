@@ -25,3 +25,4 @@ pub mod replay;
 pub mod report;
 pub mod scan;
 pub mod synth;
+pub mod vendor;

@@ -270,7 +270,13 @@ impl Metrics {
     /// Brings the finding series in line with the detector's active findings: `l2watch_conflict_active`
     /// for warning and critical findings, `l2watch_foreign_mac_replies_total` and
     /// `l2watch_ip_mac_changes_total` from the growth of each finding's evidence count.
-    pub fn sync_findings(&self, book: &mut SeriesBook, detector: &Detector, max_series: usize) {
+    pub fn sync_findings(
+        &self,
+        book: &mut SeriesBook,
+        detector: &Detector,
+        vendors: &crate::vendor::Vendors,
+        max_series: usize,
+    ) {
         book.tick += 1;
         let tick = book.tick;
         let mut alive: FxHashMap<(Family, Vec<String>), ()> = FxHashMap::default();
@@ -296,7 +302,8 @@ impl Metrics {
             }
             match f.kind {
                 FindingKind::ForeignMac => {
-                    let labels = vec![ip, mac, String::new(), ns.into(), svc.into()];
+                    let vendor = vendors.lookup(f.mac).unwrap_or_default().to_owned();
+                    let labels = vec![ip, mac, vendor, ns.into(), svc.into()];
                     self.foreign_replies.with_label_values(&labels).inc_by(delta);
                     book.series.insert((Family::ForeignReplies, labels), tick);
                 }
@@ -553,17 +560,17 @@ mod tests {
         let mut book = SeriesBook::default();
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 1_000);
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 2_000);
-        m.sync_findings(&mut book, &det, 100);
+        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 100);
         let t = text(&m);
-        let key = "{ip=\"10.0.0.5\",mac=\"02:00:00:00:01:09\",namespace=\"ns\",service=\"web\",vendor=\"\"}";
+        let key = "{ip=\"10.0.0.5\",mac=\"02:00:00:00:01:09\",namespace=\"ns\",service=\"web\",vendor=\"locally administered\"}";
         assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 2")), "{t}");
         assert!(t.contains("l2watch_conflict_active{ip=\"10.0.0.5\",kind=\"foreign_mac\""), "{t}");
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 3_000);
-        m.sync_findings(&mut book, &det, 100);
+        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 100);
         assert!(text(&m).contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
         // Hold time passes: the conflict series goes, the counter stays.
         det.expire(crate::observation::Timestamp(3_000 + 601 * 1_000_000_000), &mut NoSink);
-        m.sync_findings(&mut book, &det, 100);
+        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 100);
         let t = text(&m);
         assert_eq!(series(&t, "l2watch_conflict_active"), 0, "{t}");
         assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));

@@ -12,6 +12,7 @@ use crate::finding::{Finding, Severity};
 use crate::inventory::Inventory;
 use crate::observation::{FrameKind, Timestamp};
 use crate::replay::link_type_name;
+use crate::vendor::Vendors;
 
 /// The JSON schema identifier; bumped only on incompatible changes.
 pub const SCHEMA: &str = "l2watch.findings/v1";
@@ -48,6 +49,9 @@ pub struct FindingJson {
     pub ip: String,
     /// The MAC concerned (empty for `unanswered`).
     pub mac: String,
+    /// The MAC's vendor from the IEEE registries, when known (absent without a registry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
     /// The other MAC involved, if any.
     pub other_mac: Option<String>,
     /// Role of the IP (`service`, `node`, `host`, `registry`, `pool`) or null when not watched.
@@ -82,18 +86,16 @@ pub struct FindingJson {
 
 impl FindingJson {
     /// From a finding; `source` names where its first evidence came from.
-    pub fn new(f: &Finding, active: bool, source: String) -> FindingJson {
+    pub fn new(f: &Finding, active: bool, source: String, vendors: &Vendors) -> FindingJson {
+        let unanswered = f.kind == crate::finding::FindingKind::Unanswered;
         FindingJson {
             kind: f.kind.as_str(),
             severity: f.severity().as_str(),
             active,
             ip: f.ip.to_string(),
             // `unanswered` is about silence: no MAC is involved.
-            mac: if f.kind == crate::finding::FindingKind::Unanswered {
-                String::new()
-            } else {
-                f.mac.to_string()
-            },
+            mac: if unanswered { String::new() } else { f.mac.to_string() },
+            vendor: if unanswered { None } else { vendors.lookup(f.mac).map(str::to_owned) },
             other_mac: f.other_mac.map(|m| m.to_string()),
             role: f.role.map(|r| r.as_str()),
             namespace: f.service.as_ref().map(|s| s.namespace.clone()),
@@ -118,6 +120,9 @@ impl FindingJson {
 pub struct MacJson {
     /// The MAC.
     pub mac: String,
+    /// Its vendor, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
     /// The node or host it belongs to, or null.
     pub owner: Option<String>,
     /// First claim.
@@ -253,7 +258,7 @@ fn source_of(a: &Analysis, interface: u16) -> String {
 }
 
 /// Builds the JSON report.
-pub fn to_json(a: &Analysis, inv: &Inventory) -> ReportJson {
+pub fn to_json(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> ReportJson {
     let findings = sorted(a);
     let mut by_severity: BTreeMap<&'static str, u64> =
         [Severity::Info, Severity::Warning, Severity::Critical].iter().map(|s| (s.as_str(), 0)).collect();
@@ -274,6 +279,7 @@ pub fn to_json(a: &Analysis, inv: &Inventory) -> ReportJson {
             .iter()
             .map(|s| MacJson {
                 mac: s.mac.to_string(),
+                vendor: vendors.lookup(s.mac).map(str::to_owned),
                 owner: inv.owner(s.mac).map(|o| inv.owner_name(o).to_string()),
                 first_seen: rfc3339(s.first_seen),
                 last_seen: rfc3339(s.last_seen),
@@ -318,7 +324,7 @@ pub fn to_json(a: &Analysis, inv: &Inventory) -> ReportJson {
         },
         findings: findings
             .iter()
-            .map(|(f, active)| FindingJson::new(f, *active, source_of(a, f.interface)))
+            .map(|(f, active)| FindingJson::new(f, *active, source_of(a, f.interface), vendors))
             .collect(),
         ips,
         summary: SummaryJson {
@@ -345,8 +351,8 @@ fn file_error(f: &crate::analyze::FileOutcome) -> Option<String> {
 }
 
 /// Renders the report for people.
-pub fn to_text(a: &Analysis, inv: &Inventory) -> String {
-    let j = to_json(a, inv);
+pub fn to_text(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> String {
+    let j = to_json(a, inv, vendors);
     let mut out = String::new();
     let decoded: u64 = j.frames.by_kind.values().sum();
     let malformed: u64 = j.frames.malformed.values().sum();
@@ -417,7 +423,11 @@ pub fn to_text(a: &Analysis, inv: &Inventory) -> String {
                     m.last_frame,
                     m.first_seen,
                     m.last_seen,
-                    m.owner.as_deref().map(|o| format!("  ({o})")).unwrap_or_default()
+                    match (&m.owner, &m.vendor) {
+                        (Some(o), _) => format!("  ({o})"),
+                        (None, Some(v)) => format!("  [{v}]"),
+                        (None, None) => String::new(),
+                    }
                 );
             }
         }

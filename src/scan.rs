@@ -64,6 +64,8 @@ pub struct Answer {
     pub mac: String,
     /// Who it is.
     pub who: Who,
+    /// Its vendor from the IEEE registries, when known.
+    pub vendor: Option<String>,
     /// Replies received from it.
     pub replies: u32,
     /// Time from the first probe to its first reply, in milliseconds.
@@ -151,6 +153,7 @@ pub fn sweep(
     opts: &ScanOptions,
     inv: &Inventory,
     own: &[Mac],
+    vendors: &crate::vendor::Vendors,
 ) -> Result<ScanReport, crate::capture::CaptureError> {
     let wanted: BTreeMap<IpAddr, ()> = ips.iter().map(|ip| (*ip, ())).collect();
     let mut seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Duration)>> = BTreeMap::new();
@@ -213,6 +216,7 @@ pub fn sweep(
             .map(|(mac, (n, t))| Answer {
                 mac: mac.to_string(),
                 who: who(inv, own, *mac, *ip),
+                vendor: vendors.lookup(*mac).map(str::to_owned),
                 replies: *n,
                 rtt_ms: t.as_secs_f64() * 1000.0,
             })
@@ -263,7 +267,9 @@ pub fn to_text(r: &ScanReport) -> String {
     for u in &r.used {
         for (i, a) in u.answers.iter().enumerate() {
             let ip = if i == 0 { u.ip.as_str() } else { "" };
-            let _ = writeln!(out, "{ip:<40} {:<17} {:>7} {:>9.2}  {}", a.mac, a.replies, a.rtt_ms, a.who);
+            let vendor = a.vendor.as_deref().map(|v| format!(" [{v}]")).unwrap_or_default();
+            let _ =
+                writeln!(out, "{ip:<40} {:<17} {:>7} {:>9.2}  {}{vendor}", a.mac, a.replies, a.rtt_ms, a.who);
         }
         if u.conflict {
             let _ = writeln!(out, "{:<40} ^ CONFLICT: answered by more than one device", "");

@@ -96,6 +96,7 @@ fn the_example_config_is_valid_and_documents_every_option() {
         "metrics:",
         "listen:",
         "max_series:",
+        "oui_files:",
     ] {
         assert!(text.contains(key), "examples/l2watch.yaml does not document {key}");
     }

@@ -177,8 +177,9 @@ fn foreign_device_answering_for_a_service_ip_is_found_within_one_interval() {
     );
     let took = t0.elapsed();
     let m = env.metrics();
-    let replies =
-        value(&m, "l2watch_foreign_mac_replies_total", &[("ip", VIP), ("mac", MAC_FOREIGN)]).unwrap();
+    // Test MACs are locally administered, which is what the vendor label says of them.
+    let labels = [("ip", VIP), ("mac", MAC_FOREIGN), ("vendor", "locally administered")];
+    let replies = value(&m, "l2watch_foreign_mac_replies_total", &labels).unwrap();
     assert!(replies >= 1.0, "{m}");
     assert!(took <= INTERVAL + Duration::from_secs(1) + Duration::from_millis(300), "took {took:?}");
     // Both answered one round: multiple_responders for each MAC; node-b is not blamed otherwise.
@@ -441,6 +442,7 @@ fn scan_lists_who_answers_and_flags_a_shared_address() {
         .collect();
     assert!(who.contains(&(MAC_B.into(), "node".into())), "{who:?}");
     assert!(who.contains(&(MAC_FOREIGN.into(), "unknown".into())), "{who:?}");
+    assert!(vip["answers"].as_array().unwrap().iter().all(|a| a["vendor"] == "locally administered"));
     assert_eq!(find("10.77.0.12")["answers"][0]["who"]["name"], "node-b");
     assert_eq!(find("10.77.0.99")["conflict"], false);
     assert_eq!(r["conflicts"], 1);
