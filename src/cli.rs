@@ -72,7 +72,8 @@ pub enum Command {
         /// HTTP address. Default: `metrics.listen` (0.0.0.0:9787).
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<std::net::SocketAddr>,
-        /// This node's name. Default: `node_name`, then $NODE_NAME, then the hostname.
+        /// This node's name. Default: `node_name`, then $NODE_NAME, then the configured node owning one of
+        /// this host's MACs, then the hostname.
         #[arg(long, value_name = "NAME")]
         node_name: Option<String>,
         /// Inventory source; overrides `inventory.source` of the config.
@@ -161,7 +162,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if let Some(l) = listen {
                 cfg.metrics.listen = l;
             }
-            let named = node.is_some() || cfg.node_name.is_some() || std::env::var_os("NODE_NAME").is_some();
+            let named = node.is_some()
+                || cfg.node_name.is_some()
+                || std::env::var("NODE_NAME").is_ok_and(|n| !n.is_empty());
             let node = node_name(node, &cfg);
             crate::daemon::start(cfg, inv, &node, named, interface)
         }
@@ -179,7 +182,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let opts =
                 crate::scan::ScanOptions { rounds, rate, wait: std::time::Duration::from_secs_f64(wait) };
             let (vendors, _) = crate::vendor::Vendors::load(&cfg.oui_files);
-            let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own, &vendors)?;
+            let local = sys.local_addresses();
+            let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own, &vendors, &local)?;
             report.ranges = ranges.iter().map(ToString::to_string).collect();
             let text = match format {
                 Format::Text => crate::scan::to_text(&report),

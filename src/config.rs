@@ -107,7 +107,7 @@ pub struct ProbeConfig {
     /// How long replies to one probe count towards its round.
     #[serde(with = "humane_duration")]
     pub reply_window: Duration,
-    /// At most this many probes per second, over all addresses and interfaces.
+    /// At most this many probe frames per second, over all addresses and interfaces.
     pub rate: u32,
     /// A service address is `unanswered` after this many silent rounds in a row.
     pub unanswered_after: u32,
@@ -551,6 +551,13 @@ impl Config {
                  and probe.pool_interval ({:?})",
                 p.reply_window, p.interval, p.pool_interval
             ));
+        }
+        let day = std::time::Duration::from_secs(86_400);
+        if p.interval > day || p.pool_interval > day {
+            return fail("probe.interval and probe.pool_interval must be at most 24h".into());
+        }
+        if d.hold > 30 * day || d.flip_window > 30 * day {
+            return fail("detect.hold and detect.flip_window must be at most 30 days".into());
         }
         if self.metrics.max_series < 16 {
             return fail("metrics.max_series must be at least 16".into());

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
@@ -18,7 +18,7 @@ use crate::analyze::{Analysis, FileOutcome, FrameCounts, interface_id};
 use crate::capture::{CaptureError, Readiness, Ring, RingConfig, wait};
 use crate::config::Config;
 use crate::decode::{self, Decoded, FrameMeta, LinkType};
-use crate::detect::{At, Detector, Sink};
+use crate::detect::{At, Detector, MAX_MACS_PER_IP, Sink};
 use crate::finding::Finding;
 use crate::frame::{ArpSpec, NdSpec, write_arp, write_nd};
 use crate::inventory::{Inventory, Lookup};
@@ -29,6 +29,9 @@ use crate::netif::Sys;
 use crate::observation::{FrameKind, Timestamp, Vlans};
 use crate::probe::{Class, Prober};
 
+/// Most MACs recognised as this host's.
+const MAX_OWN_MACS: usize = 256;
+
 /// Most interfaces one daemon captures on.
 pub const MAX_INTERFACES: usize = 16;
 
@@ -36,6 +39,14 @@ pub const MAX_INTERFACES: usize = 16;
 pub fn now() -> Timestamp {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
+}
+
+/// Nanoseconds on a monotonic clock (never 0 once started): scheduling and the heartbeat must not
+/// stall or fire early when the wall clock is stepped.
+fn monotonic_nanos() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1)
 }
 
 /// What the capture thread shares with the HTTP side.
@@ -69,11 +80,11 @@ impl Shared {
 
     /// `/healthz`: the capture thread is alive and looping.
     pub fn health(&self) -> Result<(), String> {
-        let beat = Timestamp(self.heartbeat.load(Ordering::Relaxed));
-        if beat.0 == 0 {
+        let beat = self.heartbeat.load(Ordering::Relaxed);
+        if beat == 0 {
             return Err("capture thread not started yet".into());
         }
-        let age = now().since(beat);
+        let age = Duration::from_nanos(monotonic_nanos().saturating_sub(beat));
         if age > HEARTBEAT_LIMIT {
             return Err(format!("capture thread stalled: no heartbeat for {:.0} s", age.as_secs_f64()));
         }
@@ -157,7 +168,9 @@ pub fn interfaces(
             ),
         }
     }
-    names.dedup();
+    // The same interface twice would count every frame and send every probe twice.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     if names.len() > MAX_INTERFACES {
         anyhow::bail!("at most {} interfaces", MAX_INTERFACES);
     }
@@ -213,6 +226,16 @@ impl Sink for Changes {
     }
 }
 
+/// A probe round the prober closed, copied out so the detector can judge it.
+struct ClosedRound {
+    ip: IpAddr,
+    class: Class,
+    macs: [Mac; MAX_MACS_PER_IP],
+    n: usize,
+    silent: u32,
+    interface: Option<u16>,
+}
+
 /// The capture thread's state.
 pub struct Engine {
     shared: Arc<Shared>,
@@ -232,9 +255,22 @@ pub struct Engine {
     sys: Sys,
     vendors: crate::vendor::Vendors,
     logged_wait_error: bool,
+    local_addresses: Vec<IpAddr>,
+    next_rescan: Instant,
+    node_name: Arc<str>,
+    exclude: Vec<String>,
 }
 
 const TICK: Duration = Duration::from_secs(1);
+/// A change of the wall clock against the monotonic one beyond this is a step, not drift.
+const CLOCK_STEP: Duration = Duration::from_secs(1);
+/// How often the host's MACs and addresses are re-read (interfaces come and go).
+const RESCAN: Duration = Duration::from_secs(5);
+
+/// Wall clock minus monotonic clock, in nanoseconds: constant until someone steps the wall clock.
+fn clock_skew() -> i64 {
+    now().0 as i64 - monotonic_nanos() as i64
+}
 const EARLY_PUBLISH: Duration = Duration::from_millis(100);
 
 impl Engine {
@@ -274,7 +310,10 @@ impl Engine {
             })
             .collect();
         let prober = config.probe.enabled.then(|| {
-            let mut p = Prober::new(config.probe.clone(), t0.0 ^ u64::from(std::process::id()));
+            // `probe.rate` counts frames, and every probe goes out on every interface.
+            let mut cfg = config.probe.clone();
+            cfg.rate = (cfg.rate / ports.len().max(1) as u32).max(1);
+            let mut p = Prober::new(cfg, t0.0 ^ u64::from(std::process::id()));
             p.set_targets(&inventory, t0);
             p
         });
@@ -299,6 +338,7 @@ impl Engine {
             hold: config.detect.hold,
             shared,
             ports,
+            node_name: inventory.nodes.get(self_node as usize).map_or_else(|| "".into(), |n| n.name.clone()),
             inv: inventory,
             self_node,
             own_macs,
@@ -310,6 +350,9 @@ impl Engine {
             sys,
             vendors,
             logged_wait_error: false,
+            local_addresses: Vec::new(),
+            next_rescan: Instant::now(),
+            exclude: config.capture.exclude.clone(),
         }
     }
 
@@ -317,17 +360,19 @@ impl Engine {
     pub fn run(mut self) {
         let mut ready: [Readiness; MAX_INTERFACES] = Default::default();
         let mut slot_of = [0usize; MAX_INTERFACES];
-        let mut next_tick = now();
-        let mut last_publish = now();
-        self.housekeeping(now());
+        // Housekeeping runs on the monotonic clock; the prober on the wall clock (the kernel stamps
+        // replies with it), shifted whenever the wall clock is stepped.
+        let mut next_tick = Instant::now();
+        let mut last_publish = Instant::now();
+        let mut skew = clock_skew();
+        self.housekeeping(now(), Instant::now());
         while !self.shared.stop.load(Ordering::Relaxed) {
             let t = now();
-            let mut deadline = next_tick;
+            let mut timeout = next_tick.saturating_duration_since(Instant::now());
             if let Some(e) = self.prober.as_ref().and_then(Prober::next_event) {
-                deadline = deadline.min(e);
+                timeout = timeout.min(Duration::from_nanos(e.0.saturating_sub(t.0)));
             }
-            let timeout =
-                Duration::from_nanos(deadline.0.saturating_sub(t.0)).min(Duration::from_millis(250));
+            let timeout = timeout.min(Duration::from_millis(250));
             let waited = {
                 // A stack array of the open rings (no allocation per wakeup); the filler is any open
                 // ring and is never looked at past `n`.
@@ -370,13 +415,25 @@ impl Engine {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
+            let stepped = clock_skew();
+            if stepped.abs_diff(skew) > CLOCK_STEP.as_nanos() as u64 {
+                tracing::warn!(
+                    step_s = (stepped - skew) as f64 / 1e9,
+                    "the wall clock was stepped; moving the probe schedule with it"
+                );
+                if let Some(p) = self.prober.as_mut() {
+                    p.shift(stepped - skew);
+                }
+            }
+            skew = stepped;
             let t = now();
             self.probe(t);
-            if t >= next_tick || (self.changes.0 && t.since(last_publish) >= EARLY_PUBLISH) {
-                self.housekeeping(t);
-                last_publish = t;
-                if t >= next_tick {
-                    next_tick = t.plus(TICK);
+            let mono = Instant::now();
+            if mono >= next_tick || (self.changes.0 && mono.duration_since(last_publish) >= EARLY_PUBLISH) {
+                self.housekeeping(t, mono);
+                last_publish = mono;
+                if mono >= next_tick {
+                    next_tick = mono + TICK;
                 }
             }
         }
@@ -420,19 +477,33 @@ impl Engine {
             // Another MAC announced it: the IP moved away from this node.
             self.self_claims.remove(&ip);
         }
-        if let Some(p) = self.prober.as_mut()
-            && let Some(rtt) = p.reply(obs.sender_ip, obs.sender_mac, obs.time)
+        // Only answers to probes make a round: an ARP reply to a sender IP of 0.0.0.0, or a
+        // neighbour advertisement, untagged as the probes are. A gratuitous ARP in the window (a
+        // failover announcing itself) is not a second responder.
+        let answer = match obs.kind {
+            FrameKind::Reply => obs.target_ip.is_unspecified(),
+            FrameKind::NdNa => true,
+            _ => false,
+        };
+        if answer
+            && obs.vlans.is_empty()
+            && let Some(p) = self.prober.as_mut()
+            && let Some(rtt) = p.reply(obs.sender_ip, obs.sender_mac, obs.time, obs.interface)
         {
             self.ports[port].metrics.rtt.observe(rtt.as_secs_f64());
         }
     }
 
-    /// Whether this node answers for `ip` itself, so it cannot judge the IP unanswered: it is the
-    /// configured announcer, or it announced the IP recently.
+    /// Whether this node answers for `ip` itself, so it cannot judge the IP unanswered (a host never
+    /// answers its own probes): it is the configured announcer, holds the address (kube-vip,
+    /// keepalived), or announced it recently (a MetalLB speaker).
     fn self_announces(&self, ip: IpKey, t: Timestamp) -> bool {
         if let Lookup::Watched(w) = self.inv.lookup(ip)
             && w.announcers.contains(&self.self_node)
         {
+            return true;
+        }
+        if self.local_addresses.contains(&ip.to_ip()) {
             return true;
         }
         self.self_claims.get(&ip).is_some_and(|&seen| t.since(seen) <= self.hold)
@@ -442,7 +513,7 @@ impl Engine {
         let Some(mut prober) = self.prober.take() else { return };
         let mut buf = [0u8; 128];
         let ports = &mut self.ports;
-        let mut closed: Vec<(IpAddr, Class, [Mac; 4], usize, u32)> = Vec::new();
+        let mut closed: Vec<ClosedRound> = Vec::new();
         prober.poll(
             t,
             |ip| {
@@ -465,23 +536,31 @@ impl Engine {
                 sent
             },
             |o| {
-                let mut macs = [Mac::ZERO; 4];
-                let n = o.macs.len().min(4);
+                let mut macs = [Mac::ZERO; MAX_MACS_PER_IP];
+                let n = o.macs.len().min(MAX_MACS_PER_IP);
                 macs[..n].copy_from_slice(&o.macs[..n]);
-                closed.push((o.ip, o.class, macs, n, o.silent_rounds));
+                let (ip, class, silent, interface) = (o.ip, o.class, o.silent_rounds, o.interface);
+                closed.push(ClosedRound { ip, class, macs, n, silent, interface });
             },
         );
         self.prober = Some(prober);
-        for (ip, class, macs, n, silent) in closed {
-            self.round(t, ip, class, &macs[..n], silent);
+        for o in closed {
+            self.round(t, o);
         }
     }
 
-    fn round(&mut self, t: Timestamp, ip: IpAddr, class: Class, macs: &[Mac], silent: u32) {
+    fn round(&mut self, t: Timestamp, o: ClosedRound) {
+        let ClosedRound { ip, class, macs, n, silent, interface } = o;
+        let macs = &macs[..n];
         let key = IpKey::from(ip);
         let judge = class == Class::Service && !self.self_announces(key, t);
         let unanswered = judge && silent >= self.unanswered_after;
-        let at = At { time: t, frame: 0, vlans: Vlans::default(), interface: self.ports[0].id };
+        let at = At {
+            time: t,
+            frame: 0,
+            vlans: Vlans::default(),
+            interface: interface.unwrap_or(self.ports[0].id),
+        };
         self.analysis.detector.probe_round(ip, macs, unanswered, at, &self.inv, &mut self.changes);
         if unanswered && silent == self.unanswered_after {
             tracing::warn!(%ip, rounds = silent, "nobody answers probes for this service IP");
@@ -503,7 +582,7 @@ impl Engine {
                     self.max_series,
                 );
             }
-            Class::Machine => {
+            Class::Watched => {
                 self.shared.metrics.probe_round(&mut self.book, &ip_text, macs.len(), None, self.max_series)
             }
             Class::Pool => {}
@@ -524,6 +603,10 @@ impl Engine {
                     interface = %p.name, error = %e,
                     "capture lost; l2watch reopens the interface when it is back"
                 );
+                // Keep the kernel's last drop count: it goes with the socket.
+                if let Some(st) = p.ring.as_mut().and_then(|r| r.stats().ok()) {
+                    p.counts.dropped += st.dropped;
+                }
                 p.ring = None;
                 p.up = false;
             }
@@ -533,7 +616,40 @@ impl Engine {
         self.changes.0 = true;
     }
 
-    fn housekeeping(&mut self, t: Timestamp) {
+    /// Re-reads this host's addresses and answering MACs: an interface that appears later (or is
+    /// recreated with another MAC) must be recognised as this node's, or its own ARP would look foreign.
+    fn rescan_host(&mut self) {
+        self.local_addresses = self.sys.local_addresses();
+        let Ok(answering) = self.sys.answering_macs(&self.exclude) else { return };
+        let mut new: Vec<Mac> =
+            answering.into_iter().map(|(_, m)| m).filter(|m| !self.own_macs.contains(m)).collect();
+        new.sort();
+        new.dedup();
+        // MACs that went away stay: old evidence and neighbours' caches still carry them. The cap
+        // only matters on a host whose (not excluded) interfaces churn MACs.
+        new.truncate(MAX_OWN_MACS.saturating_sub(self.own_macs.len()));
+        if new.is_empty() {
+            return;
+        }
+        let mut inv = (*self.inv).clone();
+        let (_, conflicts) = inv.add_self(&self.node_name, &new);
+        for (mac, owner) in conflicts {
+            tracing::warn!(%mac, config_owner = %owner, "a new MAC of this host is given to another machine in the config");
+        }
+        tracing::info!(
+            macs = %new.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            node = %self.node_name,
+            "new interface MACs of this host added to its node"
+        );
+        self.own_macs.extend(new);
+        self.inv = Arc::new(inv);
+    }
+
+    fn housekeeping(&mut self, t: Timestamp, mono: Instant) {
+        if mono >= self.next_rescan {
+            self.next_rescan = mono + RESCAN;
+            self.rescan_host();
+        }
         let mut open = 0;
         for (i, p) in self.ports.iter_mut().enumerate() {
             if let Some(ring) = p.ring.as_mut()
@@ -599,7 +715,7 @@ impl Engine {
         self.analysis.findings.clear();
         self.changes.0 = false;
         self.shared.open.store(open, Ordering::Relaxed);
-        self.shared.heartbeat.store(now().0, Ordering::Relaxed);
+        self.shared.heartbeat.store(monotonic_nanos(), Ordering::Relaxed);
     }
 }
 
@@ -665,12 +781,14 @@ pub fn start(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let status = runtime.block_on(async {
         let server = tokio::spawn(crate::http::serve(listener, shared.clone(), stop_rx));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         let mut check = tokio::time::interval(Duration::from_secs(1));
         let status = loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break 0 }
-                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break 0 }
+                _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break 0 }
                 _ = check.tick() => {
                     if capture.is_finished() {
                         tracing::error!("the capture thread ended unexpectedly; exiting so the supervisor restarts l2watch");
@@ -688,4 +806,29 @@ pub fn start(
         return Ok(2);
     }
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_are_deduplicated_in_order_and_capped() {
+        let sys = Sys { class_net: "/nonexistent".into(), proc_net: "/nonexistent".into() };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = interfaces(names(&["eth0", "eth1", "eth0"]), &Config::default(), &sys).unwrap();
+        assert_eq!(got, ["eth0", "eth1"]);
+        let err = interfaces(Vec::new(), &Config::default(), &sys).unwrap_err().to_string();
+        assert!(err.contains("no default route") && err.contains("--interface"), "{err}");
+        let many: Vec<String> = (0..17).map(|i| format!("eth{i}")).collect();
+        assert!(interfaces(many, &Config::default(), &sys).is_err());
+    }
+
+    #[test]
+    fn ring_blocks_are_1_mib_from_4_mib_up() {
+        assert_eq!(ring_config(8).block_size, 1 << 20);
+        assert_eq!(ring_config(8).block_count, 8);
+        assert_eq!(ring_config(2).block_size, 256 << 10);
+        assert_eq!(ring_config(2).block_count, 8);
+    }
 }

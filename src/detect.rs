@@ -202,8 +202,8 @@ impl Detector {
     }
 
     /// Judges one closed probe round for `ip`: `macs` answered it. Two or more responders (a node counts
-    /// once) are `multiple_responders`; `unanswered` (decided by the prober: enough silent rounds, and
-    /// this node is not the announcer) raises or refreshes that finding, and any answer clears it.
+    /// once) are `multiple_responders`; `unanswered` (decided by the caller: enough silent rounds, and
+    /// this node is not the announcer) raises or refreshes that finding, and any other round clears it.
     pub fn probe_round(
         &mut self,
         ip: IpAddr,
@@ -217,7 +217,8 @@ impl Detector {
         let look = inv.lookup(key);
         if unanswered {
             self.raise(FindingKind::Unanswered, key, Mac::ZERO, at, sink, || Ctx::of(look));
-        } else if !macs.is_empty() {
+        } else {
+            // Answered, or no longer judged (this node took the IP over): either way it is over.
             let gone = FindingKey { kind: FindingKind::Unanswered, ip: key, mac: Mac::ZERO };
             if let Some(f) = self.findings.remove(&gone) {
                 sink.cleared(&f);
@@ -635,6 +636,10 @@ mod tests {
         assert_eq!(d.findings().next().unwrap().count, 2);
         // An answer clears it at once, not after the hold time.
         d.probe_round(ip, &[node1], false, at(4), &inv, &mut NoSink);
+        assert!(kinds(&d).is_empty());
+        // So does a silent round no longer judged (this node took the address over).
+        d.probe_round(ip, &[], true, at(4), &inv, &mut NoSink);
+        d.probe_round(ip, &[], false, at(4), &inv, &mut NoSink);
         assert!(kinds(&d).is_empty());
         // A node and a foreign device in one round: both are responders.
         d.probe_round(ip, &[node1, foreign], false, at(5), &inv, &mut NoSink);

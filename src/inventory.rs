@@ -112,7 +112,7 @@ pub struct Allowed {
 }
 
 /// The immutable inventory snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inventory {
     /// Cluster nodes.
     pub nodes: Vec<Machine>,

@@ -13,7 +13,7 @@ use prometheus::{
     Counter, Encoder as _, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::decode::SkipReason;
 use crate::detect::Detector;
@@ -83,13 +83,14 @@ pub struct InterfaceCounts {
 impl InterfaceMetrics {
     /// Adds what `now` counts beyond `published`, then remembers `now` as published.
     pub fn publish(&self, now: &InterfaceCounts, published: &mut InterfaceCounts) {
+        // The counts only grow; saturating keeps a counter from ever going down if that changed.
         for (i, c) in self.frames.iter().enumerate() {
-            c.inc_by(now.frames[i] - published.frames[i]);
+            c.inc_by(now.frames[i].saturating_sub(published.frames[i]));
         }
         for (i, c) in self.malformed.iter().enumerate() {
-            c.inc_by(now.malformed[i] - published.malformed[i]);
+            c.inc_by(now.malformed[i].saturating_sub(published.malformed[i]));
         }
-        self.dropped.inc_by(now.dropped - published.dropped);
+        self.dropped.inc_by(now.dropped.saturating_sub(published.dropped));
         *published = now.clone();
     }
 }
@@ -110,6 +111,7 @@ pub struct SeriesBook {
     series: FxHashMap<(Family, Vec<String>), u64>,
     tick: u64,
     published: FxHashMap<FindingKey, (u64, u64)>,
+    suppressed: FxHashSet<FindingKey>,
     scratch: Vec<u64>,
 }
 
@@ -125,7 +127,8 @@ impl SeriesBook {
     }
 }
 
-const RTT_BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
+const RTT_BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0, 2.5];
 
 impl Metrics {
     /// Builds and registers every metric. Fails only on a programming error (a duplicate name).
@@ -279,7 +282,33 @@ impl Metrics {
     ) {
         book.tick += 1;
         let tick = book.tick;
-        let mut alive: FxHashMap<(Family, Vec<String>), ()> = FxHashMap::default();
+        // Conflicts get at most the share of the budget that eviction leaves standing, the most severe
+        // and oldest first: more active findings than that must not make the published set (and the
+        // alerts on it) churn from one tick to the next.
+        let budget = max_series - max_series / 4;
+        let mut conflicts: Vec<&crate::finding::Finding> =
+            detector.findings().filter(|f| f.severity() >= Severity::Warning).collect();
+        let mut suppressed = FxHashSet::default();
+        if conflicts.len() > budget {
+            conflicts.sort_by_key(|f| (std::cmp::Reverse(f.severity()), f.first_seen, f.ip, f.mac, f.kind));
+            for f in &conflicts[budget..] {
+                if !book.suppressed.contains(&f.key()) {
+                    self.series_evicted.inc();
+                }
+                suppressed.insert(f.key());
+            }
+            conflicts.truncate(budget);
+        }
+        book.suppressed = suppressed;
+        let mut alive: FxHashSet<Vec<String>> = FxHashSet::default();
+        for f in conflicts {
+            let (ns, svc) = f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
+            let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
+            let labels = vec![f.kind.as_str().to_owned(), f.ip.to_string(), mac, ns.into(), svc.into()];
+            self.conflict_active.with_label_values(&labels).set(1);
+            book.series.insert((Family::ConflictActive, labels.clone()), tick);
+            alive.insert(labels);
+        }
         let mut published = std::mem::take(&mut book.published);
         let mut next = FxHashMap::default();
         for f in detector.findings() {
@@ -288,27 +317,19 @@ impl Metrics {
             // A finding that cleared and came back starts counting from 1 again.
             let delta = if first == f.first_seen.0 { f.count.saturating_sub(seen) } else { f.count };
             next.insert(key, (f.first_seen.0, f.count));
-            let ip = f.ip.to_string();
-            let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
-            let (ns, svc) = f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
-            if f.severity() >= Severity::Warning {
-                let labels = vec![f.kind.as_str().to_owned(), ip.clone(), mac.clone(), ns.into(), svc.into()];
-                self.conflict_active.with_label_values(&labels).set(1);
-                book.series.insert((Family::ConflictActive, labels.clone()), tick);
-                alive.insert((Family::ConflictActive, labels), ());
-            }
             if delta == 0 {
                 continue;
             }
+            let (ns, svc) = f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
             match f.kind {
                 FindingKind::ForeignMac => {
                     let vendor = vendors.lookup(f.mac).unwrap_or_default().to_owned();
-                    let labels = vec![ip, mac, vendor, ns.into(), svc.into()];
+                    let labels = vec![f.ip.to_string(), f.mac.to_string(), vendor, ns.into(), svc.into()];
                     self.foreign_replies.with_label_values(&labels).inc_by(delta);
                     book.series.insert((Family::ForeignReplies, labels), tick);
                 }
                 FindingKind::MacChanged => {
-                    let labels = vec![ip, f.expected.to_string()];
+                    let labels = vec![f.ip.to_string(), f.expected.to_string()];
                     self.ip_mac_changes.with_label_values(&labels).inc_by(delta);
                     book.series.insert((Family::IpMacChanges, labels), tick);
                 }
@@ -318,7 +339,7 @@ impl Metrics {
         book.published = next;
         // A conflict that is no longer active loses its series (DESIGN: removed when cleared).
         book.series.retain(|(family, labels), _| {
-            let keep = *family != Family::ConflictActive || alive.contains_key(&(*family, labels.clone()));
+            let keep = *family != Family::ConflictActive || alive.contains(labels);
             if !keep {
                 let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
                 let _ = self.conflict_active.remove_label_values(&refs);
@@ -353,15 +374,19 @@ impl Metrics {
         if book.series.len() <= max_series {
             return;
         }
-        // Evict down to 3/4 of the cap at once, oldest first, so a flood does not pay a scan per series.
+        // Evict down to 3/4 of the cap at once, so a flood does not pay a scan per series: counters
+        // and probe gauges first, least recently updated first; active conflicts last. (An evicted
+        // counter that comes back starts from 0, which Prometheus reads as a counter reset.)
+        let rank =
+            |family: Family, touched: u64| (u64::from(family == Family::ConflictActive) << 63) | touched;
         let target = max_series - max_series / 4;
         book.scratch.clear();
-        book.scratch.extend(book.series.values().copied());
+        book.scratch.extend(book.series.iter().map(|((family, _), touched)| rank(*family, *touched)));
         let n = book.series.len() - target;
         let cut = *book.scratch.select_nth_unstable(n - 1).1;
         let mut removed = 0;
         book.series.retain(|(family, labels), touched| {
-            if *touched > cut || removed >= n {
+            if rank(*family, *touched) > cut || removed >= n {
                 return true;
             }
             removed += 1;
@@ -594,5 +619,52 @@ mod tests {
         assert_eq!(evicted as usize + series(&t, "l2watch_ip_responders"), 1000);
         // The newest survive.
         assert!(t.contains("l2watch_ip_responders{ip=\"10.0.3.231\"} 1"));
+    }
+
+    #[test]
+    fn a_storm_of_conflicts_publishes_a_stable_subset() {
+        let m = Metrics::new().unwrap();
+        let cfg =
+            Config::parse(Path::new("t"), "inventory:\n  pools: [{name: p, addresses: [10.0.0.0/24]}]\n")
+                .unwrap();
+        let inv = Inventory::from_config(Path::new("t"), &cfg, None).unwrap();
+        let mut det = Detector::new(DetectConfig::default());
+        let mut book = SeriesBook::default();
+        for i in 0..100u8 {
+            claim(&mut det, &inv, [10, 0, 0, i], i, 1_000 + u64::from(i));
+        }
+        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 16);
+        let first: Vec<String> = text(&m)
+            .lines()
+            .filter(|l| l.starts_with("l2watch_conflict_active{"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(first.len(), 12, "3/4 of max_series");
+        // The oldest findings are the ones shown.
+        assert!(
+            first.iter().any(|l| l.contains("ip=\"10.0.0.0\""))
+                && !first.iter().any(|l| l.contains("ip=\"10.0.0.99\""))
+        );
+        let evicted = |t: &str| {
+            t.lines().find_map(|l| l.strip_prefix("l2watch_series_evicted_total ")).map(str::to_owned)
+        };
+        assert_eq!(evicted(&text(&m)).as_deref(), Some("88"));
+        // Next tick, more evidence for everything: the same series, no new evictions.
+        for i in 0..100u8 {
+            claim(&mut det, &inv, [10, 0, 0, i], i, 5_000 + u64::from(i));
+        }
+        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 16);
+        let t = text(&m);
+        let second: Vec<String> =
+            t.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).map(str::to_owned).collect();
+        assert_eq!(first, second);
+        assert_eq!(evicted(&t).as_deref(), Some("88"));
+        // Probe gauges are evicted before conflicts.
+        for i in 0..20 {
+            m.probe_round(&mut book, &format!("10.1.0.{i}"), 1, None, 16);
+        }
+        let t = text(&m);
+        assert_eq!(t.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).count(), 12);
+        assert!(t.lines().filter(|l| l.starts_with("l2watch_ip_responders{")).count() <= 4);
     }
 }

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::mac::Mac;
@@ -106,11 +107,54 @@ impl Sys {
             .collect())
     }
 
+    /// Every address of this host (IPv4 and IPv6, loopback left out), sorted. A host never answers
+    /// its own probes, so these must not be judged unanswered, nor scanned as free.
+    pub fn local_addresses(&self) -> Vec<IpAddr> {
+        let mut out =
+            fs::read_to_string(self.proc_net.join("fib_trie")).map(|t| local_v4(&t)).unwrap_or_default();
+        out.extend(
+            fs::read_to_string(self.proc_net.join("if_inet6")).map(|t| local_v6(&t)).unwrap_or_default(),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The interface of the IPv4 default route (lowest metric), else of the IPv6 one.
     pub fn default_route_interface(&self) -> Option<String> {
         let v4 = fs::read_to_string(self.proc_net.join("route")).ok().and_then(|t| default_v4(&t));
         v4.or_else(|| fs::read_to_string(self.proc_net.join("ipv6_route")).ok().and_then(|t| default_v6(&t)))
     }
+}
+
+/// The IPv4 addresses of this host: `/32 host LOCAL` leaves of `/proc/net/fib_trie`.
+fn local_v4(trie: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut last: Option<IpAddr> = None;
+    for line in trie.lines() {
+        let t = line.trim_start();
+        if let Some(ip) = t.strip_prefix("|-- ") {
+            last = ip.trim().parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
+        } else if t.starts_with("/32 host LOCAL")
+            && let Some(ip) = last
+            && !ip.is_loopback()
+        {
+            out.push(ip);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The IPv6 addresses of this host: `/proc/net/if_inet6` (32 hex digits, then index, prefix, scope...).
+fn local_v6(table: &str) -> Vec<IpAddr> {
+    table
+        .lines()
+        .filter_map(|l| u128::from_str_radix(l.split_whitespace().next()?, 16).ok())
+        .map(|v| IpAddr::V6(std::net::Ipv6Addr::from(v)))
+        .filter(|ip| !ip.is_loopback())
+        .collect()
 }
 
 /// `/proc/net/route`: `Iface Destination Gateway Flags RefCnt Use Metric Mask ...`, hex fields.
@@ -190,6 +234,17 @@ mod tests {
                   00000000000000000000000000000000 00 00000000000000000000000000000000 00 \
                   00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo\n";
         assert_eq!(default_v6(v6).as_deref(), Some("ens3"));
+    }
+
+    #[test]
+    fn local_addresses_from_procfs() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 10.0.0.0\n        /24 link UNICAST\n     |-- 10.0.0.7\n        /32 host LOCAL\n           |-- 127.0.0.1\n              /32 host LOCAL\nLocal:\n     |-- 10.0.0.7\n        /32 host LOCAL\n     |-- 10.0.0.100\n        /32 host LOCAL\n     |-- 10.0.0.255\n        /32 link BROADCAST\n";
+        let v4: Vec<String> = local_v4(trie).iter().map(ToString::to_string).collect();
+        assert_eq!(v4, ["10.0.0.7", "10.0.0.100"]);
+        let v6 = "fd000000000000000000000000000002 04 40 00 82     eth0\n\
+                  00000000000000000000000000000001 01 80 10 80       lo\n";
+        let v6: Vec<String> = local_v6(v6).iter().map(ToString::to_string).collect();
+        assert_eq!(v6, ["fd00::2"]);
     }
 
     #[test]

@@ -21,13 +21,18 @@ use crate::synth::SplitMix64;
 /// Why an address is probed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// A service or registry address: may be judged `unanswered`.
+    /// A Service's assigned address: someone must answer, so it may be judged `unanswered`.
     Service,
-    /// A node's or known host's address.
-    Machine,
+    /// A node's, a known host's, or a registry address no Service has: conflicts only (nobody is
+    /// obliged to answer for a registry address that is not assigned).
+    Watched,
     /// An unassigned pool address (slower schedule).
     Pool,
 }
+
+/// Replies delivered this long after their round's window still count if the kernel stamped them
+/// within it: the ring hands frames over in blocks, up to a block timeout (20 ms) late.
+pub const DELIVERY_GRACE: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
 struct Target {
@@ -41,9 +46,14 @@ struct Target {
 #[derive(Clone, Copy, Debug)]
 struct Round {
     sent: Timestamp,
+    /// Replies stamped after this are too late.
+    window_end: Timestamp,
+    /// When the round is judged: the window plus [`DELIVERY_GRACE`].
     closes: Timestamp,
     macs: [Mac; MAX_MACS_PER_IP],
     n: u8,
+    /// Capture interface of the first reply.
+    interface: u16,
 }
 
 /// A probe round that has closed.
@@ -59,6 +69,8 @@ pub struct Outcome<'a> {
     pub silent_rounds: u32,
     /// When the probe went out.
     pub sent: Timestamp,
+    /// Capture interface of the first reply, if any.
+    pub interface: Option<u16>,
 }
 
 /// The schedule and the open rounds for every probed address.
@@ -71,6 +83,8 @@ pub struct Prober {
     refilled: Timestamp,
     cursor: usize,
     skipped_pool: u128,
+    open_rounds: usize,
+    next_event: Option<Timestamp>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -89,6 +103,8 @@ impl Prober {
             refilled: Timestamp(0),
             cursor: 0,
             skipped_pool: 0,
+            open_rounds: 0,
+            next_event: None,
         }
     }
 
@@ -101,8 +117,8 @@ impl Prober {
             .watched()
             .filter_map(|(key, w)| {
                 let class = match w.role {
-                    Role::Service | Role::Registry => Class::Service,
-                    Role::Node | Role::Host => Class::Machine,
+                    Role::Service => Class::Service,
+                    Role::Node | Role::Host | Role::Registry => Class::Watched,
                     Role::Pool => return None,
                 };
                 Some((key.to_ip(), class))
@@ -147,6 +163,28 @@ impl Prober {
             self.targets.push(target);
         }
         self.cursor = 0;
+        self.open_rounds = self.targets.iter().filter(|t| t.round.is_some()).count();
+        self.update_next_event();
+    }
+
+    /// Moves every scheduled time by `delta` nanoseconds: the wall clock was stepped (NTP at boot),
+    /// and without this the schedule would stall for as long as the clock went back.
+    pub fn shift(&mut self, delta: i64) {
+        let mv = |t: &mut Timestamp| t.0 = t.0.saturating_add_signed(delta);
+        for t in &mut self.targets {
+            mv(&mut t.next);
+            if let Some(r) = t.round.as_mut() {
+                mv(&mut r.sent);
+                mv(&mut r.window_end);
+                mv(&mut r.closes);
+            }
+        }
+        mv(&mut self.refilled);
+        self.update_next_event();
+    }
+
+    fn update_next_event(&mut self) {
+        self.next_event = self.targets.iter().map(|t| t.round.map_or(t.next, |r| r.closes.min(t.next))).min();
     }
 
     fn interval(&self, class: Class) -> Duration {
@@ -170,7 +208,7 @@ impl Prober {
 
     /// The earliest moment something is due (a probe or a round closing), if anything is scheduled.
     pub fn next_event(&self) -> Option<Timestamp> {
-        self.targets.iter().map(|t| t.round.map_or(t.next, |r| r.closes.min(t.next))).min()
+        self.next_event
     }
 
     /// Sends what is due and closes rounds whose reply window has passed. `send` transmits one probe
@@ -181,9 +219,14 @@ impl Prober {
         mut send: impl FnMut(IpAddr) -> bool,
         mut closed: impl FnMut(Outcome<'_>),
     ) {
+        // Nothing due: the common case on every wakeup, answered without walking the targets.
+        if self.next_event.is_none_or(|e| e > now) {
+            return;
+        }
         for t in &mut self.targets {
             if let Some(r) = t.round.filter(|r| r.closes <= now) {
                 t.round = None;
+                self.open_rounds -= 1;
                 t.silent = if r.n == 0 { t.silent.saturating_add(1) } else { 0 };
                 closed(Outcome {
                     ip: t.ip,
@@ -191,6 +234,7 @@ impl Prober {
                     macs: &r.macs[..r.n as usize],
                     silent_rounds: t.silent,
                     sent: r.sent,
+                    interface: (r.n > 0).then_some(r.interface),
                 });
             }
         }
@@ -210,7 +254,7 @@ impl Prober {
                 nanos(if t.class == Class::Pool { self.cfg.pool_interval } else { self.cfg.interval });
             // +-10% jitter, so nodes probing the same addresses drift apart instead of in lockstep.
             let jitter = self.rng.below(interval / 5 + 1);
-            let next = Timestamp(now.0 + interval - interval / 10 + jitter);
+            let next = Timestamp(now.0.saturating_add(interval - interval / 10).saturating_add(jitter));
             let ip = t.ip;
             if !send(ip) {
                 // The interface is down: try again next interval rather than spin.
@@ -220,14 +264,19 @@ impl Prober {
             self.tokens -= 1.0;
             let t = &mut self.targets[i];
             t.next = next;
+            let window_end = Timestamp(now.0.saturating_add(window));
             t.round = Some(Round {
                 sent: now,
-                closes: Timestamp(now.0 + window),
+                window_end,
+                closes: window_end.plus(DELIVERY_GRACE),
                 macs: [Mac::ZERO; MAX_MACS_PER_IP],
                 n: 0,
+                interface: 0,
             });
+            self.open_rounds += 1;
             self.cursor = (i + 1) % n;
         }
+        self.update_next_event();
     }
 
     fn refill(&mut self, now: Timestamp) {
@@ -237,24 +286,29 @@ impl Prober {
         self.refilled = now;
     }
 
-    /// A claim of `ip` by `mac` arrived. When a round for `ip` is open, `mac` joins its responders;
-    /// the time since the probe is returned for the first responder (the round's RTT).
+    /// A reply for `ip` from `mac`, stamped `at`, arrived on capture interface `interface`. When a
+    /// round for `ip` is open and `at` is within its window, `mac` joins its responders; the time since
+    /// the probe is returned for the first responder (the round's RTT).
     #[inline]
-    pub fn reply(&mut self, ip: IpAddr, mac: Mac, now: Timestamp) -> Option<Duration> {
-        if self.index.is_empty() {
+    pub fn reply(&mut self, ip: IpAddr, mac: Mac, at: Timestamp, interface: u16) -> Option<Duration> {
+        // Most of the time no round is open: no lookup at all.
+        if self.open_rounds == 0 {
             return None;
         }
         let i = *self.index.get(&IpKey::from(ip))?;
         let round = self.targets[i as usize].round.as_mut()?;
-        if now > round.closes || round.macs[..round.n as usize].contains(&mac) {
+        if at > round.window_end || at < round.sent || round.macs[..round.n as usize].contains(&mac) {
             return None;
         }
         let first = round.n == 0;
+        if first {
+            round.interface = interface;
+        }
         if (round.n as usize) < MAX_MACS_PER_IP {
             round.macs[round.n as usize] = mac;
             round.n += 1;
         }
-        first.then(|| now.since(round.sent))
+        first.then(|| at.since(round.sent))
     }
 }
 
@@ -344,9 +398,9 @@ mod tests {
             if sent_now && t < 3 * S {
                 let a = Mac([2, 0, 0, 0, 0, 0xa]);
                 let b = Mac([2, 0, 0, 0, 0, 0xb]);
-                assert_eq!(p.reply(vip, a, Timestamp(t + 1000)), Some(Duration::from_nanos(1000)));
-                assert_eq!(p.reply(vip, a, Timestamp(t + 2000)), None, "same MAC twice");
-                assert_eq!(p.reply(vip, b, Timestamp(t + 3000)), None, "RTT only for the first");
+                assert_eq!(p.reply(vip, a, Timestamp(t + 1000), 0), Some(Duration::from_nanos(1000)));
+                assert_eq!(p.reply(vip, a, Timestamp(t + 2000), 0), None, "same MAC twice");
+                assert_eq!(p.reply(vip, b, Timestamp(t + 3000), 0), None, "RTT only for the first");
             }
             t += S / 20;
         }
@@ -356,7 +410,7 @@ mod tests {
         let silent: Vec<u32> = rounds.iter().skip_while(|r| !r.0.is_empty()).map(|r| r.1).collect();
         assert_eq!(silent[..3], [1, 2, 3]);
         // A late reply (after the window) does not count.
-        assert_eq!(p.reply(vip, Mac([2, 0, 0, 0, 0, 0xc]), Timestamp(t + 100 * S)), None);
+        assert_eq!(p.reply(vip, Mac([2, 0, 0, 0, 0, 0xc]), Timestamp(t + 100 * S), 0), None);
     }
 
     #[test]
@@ -405,5 +459,58 @@ mod tests {
         assert!(p.targets.iter().all(|t| t.round.is_none()));
         assert!(p.next_event().unwrap() > Timestamp(20 * S));
         assert_eq!(closed, 0);
+    }
+
+    #[test]
+    fn replies_count_by_their_stamp_and_the_schedule_follows_clock_steps() {
+        let reg = "inventory:\n  services: [{name: ns/web, ips: [10.0.0.100]}]\n";
+        let cfg = Config::parse(Path::new("t.yaml"), reg).unwrap();
+        let registry = crate::config::Registry::parse(Path::new("r"), "ns/planned: 10.0.0.101\n").unwrap();
+        let inv = Inventory::from_config(Path::new("t.yaml"), &cfg, Some(&registry)).unwrap();
+        let mut p = Prober::new(ProbeConfig { interval: Duration::from_secs(2), ..cfg_default() }, 5);
+        let base = 1_700_000_000 * S;
+        p.set_targets(&inv, Timestamp(base));
+        let classes: Vec<(String, Class)> = p.targets.iter().map(|t| (t.ip.to_string(), t.class)).collect();
+        assert_eq!(classes, [("10.0.0.100".into(), Class::Service), ("10.0.0.101".into(), Class::Watched)]);
+        // Open a round for the service address.
+        let vip: IpAddr = "10.0.0.100".parse().unwrap();
+        let mut t = base;
+        let sent_at = loop {
+            let mut sent = None;
+            p.poll(
+                Timestamp(t),
+                |ip| {
+                    if ip == vip {
+                        sent = Some(t);
+                    }
+                    true
+                },
+                |_| {},
+            );
+            if let Some(s) = sent {
+                break s;
+            }
+            t += S / 100;
+        };
+        let window = ProbeConfig::default().reply_window;
+        let a = Mac([2, 0, 0, 0, 0, 0xa]);
+        let b = Mac([2, 0, 0, 0, 0, 0xb]);
+        // Stamped inside the window, delivered after it (a ring block handed over late): counts.
+        let inside = Timestamp(sent_at).plus(window - Duration::from_millis(1));
+        assert!(p.reply(vip, a, inside, 3).is_some());
+        // Stamped after the window: does not.
+        assert!(p.reply(vip, b, Timestamp(sent_at).plus(window + Duration::from_millis(1)), 3).is_none());
+        let mut out = Vec::new();
+        let close = Timestamp(sent_at).plus(window + DELIVERY_GRACE);
+        p.poll(close, |_| true, |o| out.push((o.ip, o.macs.to_vec(), o.interface)));
+        assert!(out.contains(&(vip, vec![a], Some(3))), "{out:?}");
+        // The wall clock jumps back an hour: everything due moves with it, nothing stalls.
+        let before = p.next_event().unwrap();
+        p.shift(-3_600 * S as i64);
+        assert_eq!(p.next_event().unwrap().0, before.0 - 3_600 * S);
+    }
+
+    fn cfg_default() -> ProbeConfig {
+        ProbeConfig { rate: 1000, ..ProbeConfig::default() }
     }
 }

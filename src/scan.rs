@@ -146,7 +146,63 @@ pub fn who(inv: &Inventory, own: &[Mac], mac: Mac, ip: IpAddr) -> Who {
     Who::Unknown
 }
 
+/// Replies gathered so far: per address, per MAC, (replies, time from the address's first probe).
+struct Replies {
+    first_probe: BTreeMap<IpAddr, Option<Instant>>,
+    seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Duration)>>,
+    ready: [Readiness; crate::daemon::MAX_INTERFACES],
+}
+
+impl Replies {
+    /// Waits up to `timeout` for frames and records every claim of a scanned address.
+    fn collect(
+        &mut self,
+        rings: &mut [(Ring, Mac)],
+        timeout: Duration,
+    ) -> Result<(), crate::capture::CaptureError> {
+        let refs: Vec<&Ring> = rings.iter().map(|(r, _)| r).collect();
+        wait(&refs, timeout, &mut self.ready)?;
+        for (i, (ring, _)) in rings.iter_mut().enumerate() {
+            if let Some(e) = self.ready[i].error.take() {
+                return Err(e);
+            }
+            if !self.ready[i].readable {
+                continue;
+            }
+            let (first_probe, seen) = (&self.first_probe, &mut self.seen);
+            ring.drain(|meta, data| {
+                let Decoded::Frame(obs) = decode::decode(LinkType::Ethernet, data, meta) else { return };
+                if !obs.kind.claims() || obs.outgoing {
+                    return;
+                }
+                let Some(sent) = first_probe.get(&obs.sender_ip) else { return };
+                let rtt = sent.map(|t| t.elapsed()).unwrap_or_default();
+                seen.entry(obs.sender_ip).or_default().entry(obs.sender_mac).or_insert((0, rtt)).0 += 1;
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sends one probe, waiting out a full transmit queue (the ring's own send never blocks).
+fn send(ring: &Ring, frame: &[u8]) -> Result<(), crate::capture::CaptureError> {
+    let mut tries = 0;
+    loop {
+        match ring.send(frame) {
+            Err(crate::capture::CaptureError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock && tries < 100 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Probes every address `rounds` times over `rings` (with their interface MACs) and collects replies.
+/// Addresses of this host (`local`) are reported as used by it: a host never answers its own probes.
+#[allow(clippy::too_many_arguments)]
 pub fn sweep(
     rings: &mut [(Ring, Mac)],
     ips: &[IpAddr],
@@ -154,39 +210,17 @@ pub fn sweep(
     inv: &Inventory,
     own: &[Mac],
     vendors: &crate::vendor::Vendors,
+    local: &[IpAddr],
 ) -> Result<ScanReport, crate::capture::CaptureError> {
-    let wanted: BTreeMap<IpAddr, ()> = ips.iter().map(|ip| (*ip, ())).collect();
-    let mut seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Duration)>> = BTreeMap::new();
-    let start = Instant::now();
-    let gap = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let mut replies = Replies {
+        first_probe: ips.iter().map(|ip| (*ip, None)).collect(),
+        seen: BTreeMap::new(),
+        ready: Default::default(),
+    };
+    // `rate` counts frames, and each address is probed on every interface.
+    let per_second = f64::from(opts.rate.max(1)) / rings.len().max(1) as f64;
+    let gap = Duration::from_secs_f64(1.0 / per_second);
     let mut buf = [0u8; 128];
-    let mut ready: [Readiness; crate::daemon::MAX_INTERFACES] = Default::default();
-    let mut collect =
-        |rings: &mut [(Ring, Mac)], timeout: Duration| -> Result<(), crate::capture::CaptureError> {
-            let refs: Vec<&Ring> = rings.iter().map(|(r, _)| r).collect();
-            wait(&refs, timeout, &mut ready)?;
-            for (i, (ring, _)) in rings.iter_mut().enumerate() {
-                if let Some(e) = ready[i].error.take() {
-                    return Err(e);
-                }
-                if !ready[i].readable {
-                    continue;
-                }
-                ring.drain(|meta, data| {
-                    let Decoded::Frame(obs) = decode::decode(LinkType::Ethernet, data, meta) else { return };
-                    if !obs.kind.claims() || !wanted.contains_key(&obs.sender_ip) || obs.outgoing {
-                        return;
-                    }
-                    let e = seen
-                        .entry(obs.sender_ip)
-                        .or_default()
-                        .entry(obs.sender_mac)
-                        .or_insert((0, start.elapsed()));
-                    e.0 += 1;
-                });
-            }
-            Ok(())
-        };
     let mut next = Instant::now();
     for _ in 0..opts.rounds.max(1) {
         for ip in ips {
@@ -196,17 +230,27 @@ pub fn sweep(
                     IpAddr::V6(v6) => write_nd(&mut buf, &NdSpec::dad(*mac, *v6)),
                 };
                 if let Some(n) = n {
-                    ring.send(&buf[..n])?;
+                    send(ring, &buf[..n])?;
                 }
             }
+            if let Some(t) = replies.first_probe.get_mut(ip) {
+                t.get_or_insert_with(Instant::now);
+            }
             next += gap;
-            let pause = next.saturating_duration_since(Instant::now());
-            collect(rings, pause)?;
+            replies.collect(rings, next.saturating_duration_since(Instant::now()))?;
         }
     }
     let end = Instant::now() + opts.wait;
     while Instant::now() < end {
-        collect(rings, end.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)))?;
+        replies
+            .collect(rings, end.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)))?;
+    }
+    let mut seen = replies.seen;
+    for ip in ips.iter().filter(|ip| local.contains(ip)) {
+        let macs = seen.entry(*ip).or_default();
+        for (_, mac) in rings.iter() {
+            macs.entry(*mac).or_insert((0, Duration::ZERO));
+        }
     }
     let mut used = Vec::new();
     let mut conflicts = 0;

@@ -242,10 +242,16 @@ fn bind(fd: BorrowedFd, ifindex: u32, protocol: u16, interface: &str) -> Result<
     }
 }
 
-fn send_frame(fd: BorrowedFd, ifindex: u32, interface: &str, frame: &[u8]) -> Result<(), CaptureError> {
+fn send_frame(
+    fd: BorrowedFd,
+    ifindex: u32,
+    interface: &str,
+    frame: &[u8],
+    flags: libc::c_int,
+) -> Result<(), CaptureError> {
     loop {
         // SAFETY: the pointer and length describe the live slice `frame`; send only reads it.
-        let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), flags) };
         // A packet socket sends the whole frame or fails (packet_snd returns the length).
         if n >= 0 {
             return Ok(());
@@ -464,9 +470,10 @@ impl Ring {
     }
 
     /// Transmits one complete Ethernet frame on the interface. This ring does not see it, other
-    /// packet sockets on the host do (as outgoing). Blocks only while the socket's send buffer is full.
+    /// packet sockets on the host do (as outgoing). Never blocks: the capture thread sends its probes
+    /// itself, and a stalled transmit queue must not stop capture, so a full queue is an error.
     pub fn send(&self, frame: &[u8]) -> Result<(), CaptureError> {
-        send_frame(self.fd.as_fd(), self.ifindex, &self.name, frame)
+        send_frame(self.fd.as_fd(), self.ifindex, &self.name, frame, libc::MSG_DONTWAIT)
     }
 
     /// Reads and clears the socket's pending error, mapped like [`wait`] maps it.
@@ -574,7 +581,7 @@ impl Sender {
     /// Transmits one complete Ethernet frame. Packet sockets on the host, rings included, see it as
     /// outgoing. Blocks only while the socket's send buffer is full.
     pub fn send(&self, frame: &[u8]) -> Result<(), CaptureError> {
-        send_frame(self.fd.as_fd(), self.ifindex, &self.name, frame)
+        send_frame(self.fd.as_fd(), self.ifindex, &self.name, frame, 0)
     }
 
     /// The interface name given at open.
