@@ -111,7 +111,7 @@ if command -v arpwatch > /dev/null; then
   A_PEAK=$(status_kib "$APID" VmHWM)
   SENT=$(echo "$SENT_JSON" | sed -E 's/.*"sent": ([0-9]+).*/\1/')
   echo "sender:            $SENT_JSON"
-  echo "cpu per frame:     $(awk -v t=$((A1 - A0)) -v hz="$HZ" -v n="$SENT" 'BEGIN {printf "%.0f", t / hz * 1e9 / n}') ns (per frame sent; arpwatch counts nothing it could report)"
+  echo "cpu per frame:     $(awk -v t=$((A1 - A0)) -v hz="$HZ" -v n="$SENT" 'BEGIN {printf "%.0f", t / hz * 1e9 / n}') ns (per frame sent: arpwatch reports no frame or drop counts)"
   echo "idle rss:          $(( A_IDLE / 1024 )) MiB, peak rss: $(( A_PEAK / 1024 )) MiB"
   kill -TERM "$APID" 2>/dev/null || true
 else

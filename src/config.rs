@@ -272,7 +272,7 @@ impl Default for DetectConfig {
             track: Track::Auto,
             max_tracked_ips: 12_288,
             max_macs_per_ip: 4,
-            max_findings: 2_048,
+            max_findings: 1_024,
         }
     }
 }

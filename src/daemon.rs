@@ -32,8 +32,8 @@ use crate::probe::{Class, Prober};
 /// Most MACs recognised as this host's.
 const MAX_OWN_MACS: usize = 256;
 
-/// Most interfaces one daemon captures on.
-pub const MAX_INTERFACES: usize = 16;
+/// Most interfaces one daemon captures on: as many rings as one `wait` watches.
+pub const MAX_INTERFACES: usize = crate::capture::ring::MAX_WAIT;
 
 /// The current time as a capture timestamp (the kernel stamps frames with the same realtime clock).
 pub fn now() -> Timestamp {
@@ -257,6 +257,7 @@ pub struct Engine {
     logged_wait_error: bool,
     local_addresses: Vec<IpAddr>,
     next_rescan: Instant,
+    json: Vec<u8>,
     node_name: Arc<str>,
     exclude: Vec<String>,
 }
@@ -352,6 +353,7 @@ impl Engine {
             logged_wait_error: false,
             local_addresses: Vec::new(),
             next_rescan: Instant::now(),
+            json: Vec::new(),
             exclude: config.capture.exclude.clone(),
         }
     }
@@ -364,6 +366,7 @@ impl Engine {
         // replies with it), shifted whenever the wall clock is stepped.
         let mut next_tick = Instant::now();
         let mut last_publish = Instant::now();
+        let mut last_cost = Duration::ZERO;
         let mut skew = clock_skew();
         self.housekeeping(now(), Instant::now());
         while !self.shared.stop.load(Ordering::Relaxed) {
@@ -429,9 +432,13 @@ impl Engine {
             let t = now();
             self.probe(t);
             let mono = Instant::now();
-            if mono >= next_tick || (self.changes.0 && mono.duration_since(last_publish) >= EARLY_PUBLISH) {
+            // Findings raised or cleared are published early, but under a storm of them publishing
+            // must not eat the capture thread: at most 1/20 of its time goes to early publishes.
+            let early_gap = EARLY_PUBLISH.max(last_cost * 20);
+            if mono >= next_tick || (self.changes.0 && mono.duration_since(last_publish) >= early_gap) {
                 self.housekeeping(t, mono);
                 last_publish = mono;
+                last_cost = mono.elapsed();
                 if mono >= next_tick {
                     next_tick = mono + TICK;
                 }
@@ -703,15 +710,18 @@ impl Engine {
         );
         self.analysis.findings = self.analysis.detector.findings().map(|f| (f.clone(), true)).collect();
         let doc = crate::report::to_json(&self.analysis, &self.inv, &self.vendors);
-        match serde_json::to_vec_pretty(&doc) {
-            Ok(mut v) => {
-                v.push(b'\n');
+        // Compact, into a buffer kept between renders: /findings can hold thousands of findings.
+        self.json.clear();
+        match serde_json::to_writer(&mut self.json, &doc) {
+            Ok(()) => {
+                self.json.push(b'\n');
                 if let Ok(mut slot) = self.shared.findings.lock() {
-                    *slot = Bytes::from(v);
+                    *slot = Bytes::copy_from_slice(&self.json);
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot render /findings"),
         }
+        drop(doc);
         self.analysis.findings.clear();
         self.changes.0 = false;
         self.shared.open.store(open, Ordering::Relaxed);

@@ -57,13 +57,16 @@ pub struct MacSlot {
 
 const NO_SLOT: u8 = u8::MAX;
 
+// repr(C), header first: a lookup then touches the key, the header and the first slot (almost always
+// the one in use) in one or two cache lines instead of three.
 #[derive(Clone, Debug)]
+#[repr(C)]
 struct IpState {
-    slots: [MacSlot; MAX_MACS_PER_IP],
+    last_seen: Timestamp,
     len: u8,
     current: u8,
     watched: bool,
-    last_seen: Timestamp,
+    slots: [MacSlot; MAX_MACS_PER_IP],
 }
 
 /// Counters the detector keeps about itself.
@@ -94,6 +97,8 @@ pub struct Detector {
     stats: Stats,
     next_sweep: Timestamp,
     scratch: Vec<u64>,
+    /// The per-IP table is full of addresses that may not be evicted.
+    pinned_full: bool,
 }
 
 /// Context of a finding, built only when a finding is new (it clones `Arc`s).
@@ -167,6 +172,7 @@ impl Detector {
             scratch: Vec::with_capacity(cap_ips.max(cap_findings)),
             stats: Stats::default(),
             next_sweep: Timestamp(0),
+            pinned_full: false,
             cfg: DetectConfig { max_tracked_ips: cap_ips, max_findings: cap_findings, ..cfg },
         }
     }
@@ -191,6 +197,7 @@ impl Detector {
     /// time advances; a live daemon also calls it from a timer so findings clear on a quiet LAN.
     pub fn expire(&mut self, now: Timestamp, sink: &mut impl Sink) {
         self.next_sweep = Timestamp(now.0.saturating_add(SWEEP_EVERY_NS));
+        self.pinned_full = false;
         let hold = self.cfg.hold;
         self.findings.retain(|_, f| {
             let keep = now.since(f.last_seen) <= hold;
@@ -330,7 +337,8 @@ impl Detector {
         inv: &Inventory,
         sink: &mut impl Sink,
     ) {
-        let watched = !matches!(look, Lookup::Unwatched);
+        // Addresses the inventory lists are never evicted; pool addresses are (a pool may be a /16).
+        let watched = matches!(look, Lookup::Watched(_));
         let max_macs = self.cfg.max_macs_per_ip;
         let mut forgot = false;
         let Some(state) = self.state(ip, watched) else { return };
@@ -451,9 +459,15 @@ impl Detector {
     }
 
     fn evict_ips(&mut self) {
+        if self.pinned_full {
+            return;
+        }
         self.scratch.clear();
         self.scratch.extend(self.ips.values().filter(|s| !s.watched).map(|s| s.last_seen.0));
         if self.scratch.is_empty() {
+            // Only inventory addresses left: do not rescan the whole table for every new address;
+            // look again at the next sweep (the inventory may have changed).
+            self.pinned_full = true;
             return;
         }
         let mid = self.scratch.len() / 2;
@@ -653,5 +667,26 @@ mod tests {
         let mut quiet = Detector::new(DetectConfig::default());
         quiet.probe_round("10.9.9.9".parse().unwrap(), &[node1, foreign], false, at(6), &inv, &mut NoSink);
         assert_eq!(quiet.findings().count(), 0);
+    }
+
+    #[test]
+    fn pool_addresses_are_evictable_and_inventory_addresses_are_not() {
+        let cfg = crate::config::Config::parse(
+            std::path::Path::new("t"),
+            "inventory:\n  pools: [{name: p, addresses: [10.0.0.0/8]}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
+        )
+        .unwrap();
+        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let mut d = Detector::new(DetectConfig { max_tracked_ips: 64, ..DetectConfig::default() });
+        d.observe(&claim(0x0a00_0005, 1, 1), &inv, &mut NoSink);
+        // A flood of squatters on pool addresses, many more than the table holds.
+        for i in 0..1000u32 {
+            d.observe(&claim(0x0a10_0000 + i, 100 + u64::from(i), 10 + u64::from(i)), &inv, &mut NoSink);
+        }
+        assert!(d.tracked_ips() <= 64);
+        // The newest pool address has history (older ones made room), the service address kept its.
+        assert!(d.history("10.16.3.231".parse().unwrap()).is_some());
+        assert!(d.history("10.0.0.5".parse().unwrap()).is_some());
+        assert!(d.stats().ips_evicted > 900);
     }
 }

@@ -267,11 +267,12 @@ pub fn to_json(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> ReportJson {
     }
     let highest = findings.first().map(|(f, _)| f.severity().as_str());
     let mut ips: Vec<IpJson> = Vec::new();
+    let mut listed = std::collections::HashSet::new();
     for (f, _) in &findings {
-        let ip = f.ip.to_string();
-        if ips.iter().any(|i| i.ip == ip) {
+        if !listed.insert(f.ip) {
             continue;
         }
+        let ip = f.ip.to_string();
         let macs = a
             .detector
             .history(f.ip)
