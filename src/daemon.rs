@@ -262,7 +262,10 @@ pub struct Engine {
     exclude: Vec<String>,
 }
 
+/// Housekeeping (metric deltas, /findings, interface checks, expiry) runs this often.
 const TICK: Duration = Duration::from_secs(1);
+/// A finding raised or cleared is published this soon, not at the next tick.
+const EARLY_PUBLISH: Duration = Duration::from_millis(100);
 /// A change of the wall clock against the monotonic one beyond this is a step, not drift.
 const CLOCK_STEP: Duration = Duration::from_secs(1);
 /// How often the host's MACs and addresses are re-read (interfaces come and go).
@@ -272,7 +275,6 @@ const RESCAN: Duration = Duration::from_secs(5);
 fn clock_skew() -> i64 {
     now().0 as i64 - monotonic_nanos() as i64
 }
-const EARLY_PUBLISH: Duration = Duration::from_millis(100);
 
 impl Engine {
     /// Prepares the capture thread's state; `names[i]` is the interface of `setup.rings[i]`.

@@ -183,8 +183,19 @@ impl Prober {
         self.update_next_event();
     }
 
+    /// The earliest round to close, or probe to send once the rate limit allows it: an overdue probe
+    /// waiting for a token must not make the capture thread spin.
     fn update_next_event(&mut self) {
-        self.next_event = self.targets.iter().map(|t| t.round.map_or(t.next, |r| r.closes.min(t.next))).min();
+        let closes = self.targets.iter().filter_map(|t| t.round.map(|r| r.closes)).min();
+        let due = self.targets.iter().filter(|t| t.round.is_none()).map(|t| t.next).min();
+        let rate = f64::from(self.cfg.rate.max(1));
+        let token =
+            Timestamp(self.refilled.0.saturating_add(((1.0 - self.tokens).max(0.0) / rate * 1e9) as u64));
+        let due = due.map(|d| d.max(token));
+        self.next_event = match (closes, due) {
+            (Some(c), Some(d)) => Some(c.min(d)),
+            (c, d) => c.or(d),
+        };
     }
 
     fn interval(&self, class: Class) -> Duration {
@@ -411,6 +422,33 @@ mod tests {
         assert_eq!(silent[..3], [1, 2, 3]);
         // A late reply (after the window) does not count.
         assert_eq!(p.reply(vip, Mac([2, 0, 0, 0, 0, 0xc]), Timestamp(t + 100 * S), 0), None);
+    }
+
+    #[test]
+    fn a_probe_waiting_for_the_rate_limit_is_not_due_yet() {
+        let many = "inventory:\n  pools: [{name: p, addresses: [10.1.0.0/24]}]\n";
+        let c = ProbeConfig {
+            rate: 10,
+            pool_interval: Duration::from_secs(1),
+            interval: Duration::from_secs(1),
+            ..cfg()
+        };
+        let mut p = Prober::new(c, 3);
+        p.set_targets(&inventory(many), Timestamp(0));
+        let mut sent = 0;
+        p.poll(
+            Timestamp(2 * S),
+            |_| {
+                sent += 1;
+                true
+            },
+            |_| {},
+        );
+        assert_eq!(sent, 10, "the initial bucket");
+        // Everything else is overdue, but the next token comes in 100 ms: that is the next event,
+        // not "now" (which would make the capture thread spin).
+        let next = p.next_event().unwrap();
+        assert!(next > Timestamp(2 * S) && next <= Timestamp(2 * S + S / 10 + 1), "{next:?}");
     }
 
     #[test]
