@@ -182,7 +182,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let opts =
                 crate::scan::ScanOptions { rounds, rate, wait: std::time::Duration::from_secs_f64(wait) };
             let (vendors, _) = crate::vendor::Vendors::load(&cfg.oui_files);
-            let local = sys.local_addresses();
+            let mut local = sys.local_v4();
+            local.extend(sys.local_v6(&cfg.capture.exclude));
             let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own, &vendors, &local)?;
             report.ranges = ranges.iter().map(ToString::to_string).collect();
             let text = match format {

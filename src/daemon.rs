@@ -249,7 +249,6 @@ pub struct Engine {
     self_claims: FxHashMap<IpKey, Timestamp>,
     book: SeriesBook,
     max_series: usize,
-    hold: Duration,
     changes: Changes,
     ring_config: RingConfig,
     sys: Sys,
@@ -338,13 +337,17 @@ impl Engine {
             },
             unanswered_after: config.probe.unanswered_after,
             max_series: config.metrics.max_series,
-            hold: config.detect.hold,
             shared,
             ports,
             node_name: inventory.nodes.get(self_node as usize).map_or_else(|| "".into(), |n| n.name.clone()),
             inv: inventory,
             self_node,
-            own_macs,
+            own_macs: {
+                let mut m = own_macs;
+                m.sort_unstable();
+                m.dedup();
+                m
+            },
             prober,
             self_claims: FxHashMap::default(),
             book: SeriesBook::default(),
@@ -400,6 +403,19 @@ impl Engine {
                     }
                 }
             };
+            // Before the frames are read: replies stamped on a stepped clock meet a schedule moved
+            // with it.
+            let stepped = clock_skew();
+            if stepped.abs_diff(skew) > CLOCK_STEP.as_nanos() as u64 {
+                tracing::warn!(
+                    step_s = (stepped - skew) as f64 / 1e9,
+                    "the wall clock was stepped; moving the probe schedule with it"
+                );
+                if let Some(p) = self.prober.as_mut() {
+                    p.shift(stepped - skew);
+                }
+            }
+            skew = stepped;
             match waited {
                 Ok(n) => {
                     self.logged_wait_error = false;
@@ -420,17 +436,6 @@ impl Engine {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
-            let stepped = clock_skew();
-            if stepped.abs_diff(skew) > CLOCK_STEP.as_nanos() as u64 {
-                tracing::warn!(
-                    step_s = (stepped - skew) as f64 / 1e9,
-                    "the wall clock was stepped; moving the probe schedule with it"
-                );
-                if let Some(p) = self.prober.as_mut() {
-                    p.shift(stepped - skew);
-                }
-            }
-            skew = stepped;
             let t = now();
             self.probe(t);
             let mono = Instant::now();
@@ -475,15 +480,17 @@ impl Engine {
             return;
         }
         let ip = IpKey::from(obs.sender_ip);
-        if self.own_macs.contains(&obs.sender_mac) {
-            // Our own announcement, seen on the way out: this node (its speaker) answers for the IP.
+        if self.own_macs.binary_search(&obs.sender_mac).is_ok() {
+            // Our own claim, seen on the way out: this node (its speaker, or its kernel for an address
+            // it holds) answers for the IP until another MAC claims it.
             if obs.outgoing && matches!(self.inv.lookup(ip), Lookup::Watched(_)) {
                 self.self_claims.insert(ip, obs.time);
             }
             return;
         }
-        if obs.kind == FrameKind::Gratuitous && !self.self_claims.is_empty() {
-            // Another MAC announced it: the IP moved away from this node.
+        if !self.self_claims.is_empty() {
+            // Another MAC claims it: the IP moved away from this node (or is shared, which the
+            // rounds show).
             self.self_claims.remove(&ip);
         }
         // Only answers to probes make a round: an ARP reply to a sender IP of 0.0.0.0, or a
@@ -504,18 +511,17 @@ impl Engine {
     }
 
     /// Whether this node answers for `ip` itself, so it cannot judge the IP unanswered (a host never
-    /// answers its own probes): it is the configured announcer, holds the address (kube-vip,
-    /// keepalived), or announced it recently (a MetalLB speaker).
-    fn self_announces(&self, ip: IpKey, t: Timestamp) -> bool {
+    /// answers its own probes): it is the configured announcer, was the last to claim the address on
+    /// the LAN (a MetalLB speaker's or keepalived's announcements, its kernel's replies), or holds it
+    /// as an IPv6 address of a LAN interface. Held IPv4 addresses are not used: procfs does not say
+    /// which interface holds one, and kube-proxy in IPVS mode puts every Service IP on a dummy.
+    fn self_announces(&self, ip: IpKey) -> bool {
         if let Lookup::Watched(w) = self.inv.lookup(ip)
             && w.announcers.contains(&self.self_node)
         {
             return true;
         }
-        if self.local_addresses.contains(&ip.to_ip()) {
-            return true;
-        }
-        self.self_claims.get(&ip).is_some_and(|&seen| t.since(seen) <= self.hold)
+        self.self_claims.contains_key(&ip) || self.local_addresses.binary_search(&ip.to_ip()).is_ok()
     }
 
     fn probe(&mut self, t: Timestamp) {
@@ -562,7 +568,7 @@ impl Engine {
         let ClosedRound { ip, class, macs, n, silent, interface } = o;
         let macs = &macs[..n];
         let key = IpKey::from(ip);
-        let judge = class == Class::Service && !self.self_announces(key, t);
+        let judge = class == Class::Service && !self.self_announces(key);
         let unanswered = judge && silent >= self.unanswered_after;
         let at = At {
             time: t,
@@ -628,10 +634,13 @@ impl Engine {
     /// Re-reads this host's addresses and answering MACs: an interface that appears later (or is
     /// recreated with another MAC) must be recognised as this node's, or its own ARP would look foreign.
     fn rescan_host(&mut self) {
-        self.local_addresses = self.sys.local_addresses();
+        self.local_addresses = self.sys.local_v6(&self.exclude);
         let Ok(answering) = self.sys.answering_macs(&self.exclude) else { return };
-        let mut new: Vec<Mac> =
-            answering.into_iter().map(|(_, m)| m).filter(|m| !self.own_macs.contains(m)).collect();
+        let mut new: Vec<Mac> = answering
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| self.own_macs.binary_search(m).is_err())
+            .collect();
         new.sort();
         new.dedup();
         // MACs that went away stay: old evidence and neighbours' caches still carry them. The cap
@@ -651,6 +660,7 @@ impl Engine {
             "new interface MACs of this host added to its node"
         );
         self.own_macs.extend(new);
+        self.own_macs.sort_unstable();
         self.inv = Arc::new(inv);
     }
 
@@ -702,8 +712,6 @@ impl Engine {
             };
         }
         self.analysis.detector.expire(t, &mut self.changes);
-        let hold = self.hold;
-        self.self_claims.retain(|_, seen| t.since(*seen) <= hold);
         self.shared.metrics.sync_findings(
             &mut self.book,
             &self.analysis.detector,

@@ -689,4 +689,31 @@ mod tests {
         assert!(d.history("10.0.0.5".parse().unwrap()).is_some());
         assert!(d.stats().ips_evicted > 900);
     }
+
+    #[test]
+    fn a_table_full_of_inventory_addresses_turns_new_ones_away_and_counts_them() {
+        let ips: Vec<String> = (1..=20).map(|i| format!("10.0.0.{i}")).collect();
+        let yaml = format!(
+            "inventory:\n  pools: [{{name: p, addresses: [10.0.1.0/24]}}]\n  services: [{{name: ns/web, ips: [{}]}}]\n",
+            ips.join(", ")
+        );
+        let cfg = crate::config::Config::parse(std::path::Path::new("t"), &yaml).unwrap();
+        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let mut d = Detector::new(DetectConfig { max_tracked_ips: 16, ..DetectConfig::default() });
+        for i in 1..=20u32 {
+            d.observe(&claim(0x0a00_0000 + i, u64::from(i), u64::from(i)), &inv, &mut NoSink);
+        }
+        assert_eq!(d.tracked_ips(), 16);
+        assert!(d.pinned_full, "the scan found nothing to evict and remembers it");
+        let before = d.stats().ips_evicted;
+        for i in 0..100u32 {
+            d.observe(&claim(0x0a00_0100 + i, 1000 + u64::from(i), 100 + u64::from(i)), &inv, &mut NoSink);
+        }
+        assert_eq!(d.tracked_ips(), 16);
+        assert_eq!(d.stats().ips_evicted, before + 100);
+        // The next sweep looks again (the inventory may have changed by then).
+        d.expire(Timestamp(2_000_000_000), &mut NoSink);
+        assert!(!d.pinned_full);
+        assert!(d.history("10.0.0.1".parse().unwrap()).is_some());
+    }
 }

@@ -99,22 +99,42 @@ impl Sys {
 
     /// The interfaces (name, MAC) this node answers ARP with, by MetalLB's rules and `exclude` globs.
     pub fn answering_macs(&self, exclude: &[String]) -> io::Result<Vec<(String, Mac)>> {
-        Ok(self
-            .links()?
-            .into_iter()
-            .filter(|l| l.answers_arp() && !exclude.iter().any(|p| glob(p, &l.name)))
-            .filter_map(|l| l.mac.map(|m| (l.name, m)))
-            .collect())
+        Ok(self.answering_links(exclude)?.into_iter().filter_map(|l| l.mac.map(|m| (l.name, m))).collect())
     }
 
-    /// Every address of this host (IPv4 and IPv6, loopback left out), sorted. A host never answers
-    /// its own probes, so these must not be judged unanswered, nor scanned as free.
-    pub fn local_addresses(&self) -> Vec<IpAddr> {
-        let mut out =
-            fs::read_to_string(self.proc_net.join("fib_trie")).map(|t| local_v4(&t)).unwrap_or_default();
-        out.extend(
-            fs::read_to_string(self.proc_net.join("if_inet6")).map(|t| local_v6(&t)).unwrap_or_default(),
-        );
+    /// The interfaces MetalLB would answer ARP on: [`Link::answers_arp`] and not matching `exclude`.
+    /// Excluded names are dropped before their files are read: a busy node has hundreds of veths.
+    pub fn answering_links(&self, exclude: &[String]) -> io::Result<Vec<Link>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.class_net)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if exclude.iter().any(|p| glob(p, name)) {
+                continue;
+            }
+            if let Some(link) = self.link(name).filter(Link::answers_arp) {
+                out.push(link);
+            }
+        }
+        out.sort_by_key(|l| l.ifindex);
+        Ok(out)
+    }
+
+    /// Every IPv4 address of this host, from the kernel's local routing table (loopback left out),
+    /// sorted. `fib_trie` does not say which interface holds one: an address on a dummy interface
+    /// (kube-proxy's `kube-ipvs0` holds every Service IP) is listed too.
+    pub fn local_v4(&self) -> Vec<IpAddr> {
+        fs::read_to_string(self.proc_net.join("fib_trie")).map(|t| local_v4(&t)).unwrap_or_default()
+    }
+
+    /// The IPv6 addresses held by interfaces that answer neighbour discovery on the LAN (the
+    /// [`Sys::answering_links`] rules), sorted.
+    pub fn local_v6(&self, exclude: &[String]) -> Vec<IpAddr> {
+        let names: Vec<String> =
+            self.answering_links(exclude).unwrap_or_default().into_iter().map(|l| l.name).collect();
+        let mut out = fs::read_to_string(self.proc_net.join("if_inet6"))
+            .map(|t| local_v6(&t, &names))
+            .unwrap_or_default();
         out.sort();
         out.dedup();
         out
@@ -147,11 +167,17 @@ fn local_v4(trie: &str) -> Vec<IpAddr> {
     out
 }
 
-/// The IPv6 addresses of this host: `/proc/net/if_inet6` (32 hex digits, then index, prefix, scope...).
-fn local_v6(table: &str) -> Vec<IpAddr> {
+/// The IPv6 addresses of interfaces `on` in `/proc/net/if_inet6` (32 hex digits, index, prefix length,
+/// scope, flags, interface name).
+fn local_v6(table: &str, on: &[String]) -> Vec<IpAddr> {
     table
         .lines()
-        .filter_map(|l| u128::from_str_radix(l.split_whitespace().next()?, 16).ok())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = *f.get(5)?;
+            on.iter().any(|n| n == name).then_some(())?;
+            u128::from_str_radix(f.first()?, 16).ok()
+        })
         .map(|v| IpAddr::V6(std::net::Ipv6Addr::from(v)))
         .filter(|ip| !ip.is_loopback())
         .collect()
@@ -242,8 +268,11 @@ mod tests {
         let v4: Vec<String> = local_v4(trie).iter().map(ToString::to_string).collect();
         assert_eq!(v4, ["10.0.0.7", "10.0.0.100"]);
         let v6 = "fd000000000000000000000000000002 04 40 00 82     eth0\n\
-                  00000000000000000000000000000001 01 80 10 80       lo\n";
-        let v6: Vec<String> = local_v6(v6).iter().map(ToString::to_string).collect();
+                  00000000000000000000000000000001 01 80 10 80       lo\n\
+                  fd000000000000000000000000000100 09 80 00 80 kube-ipvs0\n";
+        let on = ["eth0".to_owned(), "lo".to_owned()];
+        let v6: Vec<String> = local_v6(v6, &on).iter().map(ToString::to_string).collect();
+        // Loopback never; kube-proxy's dummy interface is not one that answers on the LAN.
         assert_eq!(v6, ["fd00::2"]);
     }
 

@@ -68,8 +68,9 @@ pub struct Answer {
     pub vendor: Option<String>,
     /// Replies received from it.
     pub replies: u32,
-    /// Time from the first probe to its first reply, in milliseconds.
-    pub rtt_ms: f64,
+    /// Time from the address's first probe to this MAC's first claim after it, in milliseconds; null
+    /// when it only claimed the address before it was probed, and for this host's own addresses.
+    pub rtt_ms: Option<f64>,
 }
 
 /// One address that answered.
@@ -149,7 +150,7 @@ pub fn who(inv: &Inventory, own: &[Mac], mac: Mac, ip: IpAddr) -> Who {
 /// Replies gathered so far: per address, per MAC, (replies, time from the address's first probe).
 struct Replies {
     first_probe: BTreeMap<IpAddr, Option<Instant>>,
-    seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Duration)>>,
+    seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Option<Duration>)>>,
     ready: [Readiness; crate::daemon::MAX_INTERFACES],
 }
 
@@ -176,8 +177,13 @@ impl Replies {
                     return;
                 }
                 let Some(sent) = first_probe.get(&obs.sender_ip) else { return };
-                let rtt = sent.map(|t| t.elapsed()).unwrap_or_default();
-                seen.entry(obs.sender_ip).or_default().entry(obs.sender_mac).or_insert((0, rtt)).0 += 1;
+                let e = seen.entry(obs.sender_ip).or_default().entry(obs.sender_mac).or_insert((0, None));
+                e.0 += 1;
+                // A claim heard before the address was probed (ordinary ARP) has no RTT; the first
+                // one after the probe does.
+                if e.1.is_none() {
+                    e.1 = sent.map(|t| t.elapsed());
+                }
             });
         }
         Ok(())
@@ -245,11 +251,16 @@ pub fn sweep(
         replies
             .collect(rings, end.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)))?;
     }
+    // This host never answers its own probes, so its own addresses would look free. Say they are
+    // this host's, unless another device answered: an address this host merely lists (kube-proxy's
+    // IPVS dummy holds every Service IP) must not turn the real owner's answer into a conflict.
     let mut seen = replies.seen;
     for ip in ips.iter().filter(|ip| local.contains(ip)) {
         let macs = seen.entry(*ip).or_default();
-        for (_, mac) in rings.iter() {
-            macs.entry(*mac).or_insert((0, Duration::ZERO));
+        if macs.is_empty() {
+            for (_, mac) in rings.iter() {
+                macs.insert(*mac, (0, None));
+            }
         }
     }
     let mut used = Vec::new();
@@ -262,7 +273,7 @@ pub fn sweep(
                 who: who(inv, own, *mac, *ip),
                 vendor: vendors.lookup(*mac).map(str::to_owned),
                 replies: *n,
-                rtt_ms: t.as_secs_f64() * 1000.0,
+                rtt_ms: t.map(|t| t.as_secs_f64() * 1000.0),
             })
             .collect();
         let mut devices: Vec<Who> = Vec::new();
@@ -312,8 +323,8 @@ pub fn to_text(r: &ScanReport) -> String {
         for (i, a) in u.answers.iter().enumerate() {
             let ip = if i == 0 { u.ip.as_str() } else { "" };
             let vendor = a.vendor.as_deref().map(|v| format!(" [{v}]")).unwrap_or_default();
-            let _ =
-                writeln!(out, "{ip:<40} {:<17} {:>7} {:>9.2}  {}{vendor}", a.mac, a.replies, a.rtt_ms, a.who);
+            let rtt = a.rtt_ms.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+            let _ = writeln!(out, "{ip:<40} {:<17} {:>7} {rtt:>9}  {}{vendor}", a.mac, a.replies, a.who);
         }
         if u.conflict {
             let _ = writeln!(out, "{:<40} ^ CONFLICT: answered by more than one device", "");

@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 
 use crate::mac::Mac;
 
-/// Where Debian's `ieee-data` puts the registries: MA-L (24-bit), MA-M (28-bit), MA-S (36-bit).
-pub const DEFAULT_FILES: [&str; 3] =
-    ["/usr/share/ieee-data/oui.csv", "/usr/share/ieee-data/mam.csv", "/usr/share/ieee-data/oui36.csv"];
+/// Where Debian's `ieee-data` puts the registries: MA-L (24-bit), MA-M (28-bit), MA-S and IAB (36-bit).
+pub const DEFAULT_FILES: [&str; 4] = [
+    "/usr/share/ieee-data/oui.csv",
+    "/usr/share/ieee-data/mam.csv",
+    "/usr/share/ieee-data/oui36.csv",
+    "/usr/share/ieee-data/iab.csv",
+];
 
 /// Vendor names by MAC prefix. Compact: one string buffer and a sorted index, about 1.5 MiB for the
 /// full registries.
@@ -52,11 +56,13 @@ impl Vendors {
 
     /// Adds the entries of one IEEE CSV registry.
     fn add_csv(&mut self, text: impl std::io::BufRead) -> std::io::Result<()> {
-        let mut lines = text.lines();
+        // Bytes, read lossily: one stray non-UTF-8 byte must not cost the rest of the file.
+        let mut lines = text.split(b'\n');
         lines.next().transpose()?;
         for line in lines {
             let line = line?;
-            let mut fields = CsvFields { rest: &line };
+            let line = String::from_utf8_lossy(&line);
+            let mut fields = CsvFields { rest: line.trim_end_matches('\r') };
             let (Some(_registry), Some(assignment), Some(name)) =
                 (fields.next(), fields.next(), fields.next())
             else {
@@ -169,19 +175,34 @@ MA-L,ZZZZZZ,Broken,
 MA-S,70B3D5F2F,TELEPLATFORMS,\"Polbina st., 3/1 Moscow  RU 109388 \"
 MA-S,70B3D5F30,\"Quoted \"\"Name\"\" Ltd\",x
 ";
+    /// An MA-M registry with a byte that is not UTF-8.
+    const MAM: &[u8] = b"Registry,Assignment,Organization Name,Organization Address\r
+MA-M,741AE09,Private,\r
+MA-M,8C1F640,Caf\xe9 Ltd,\r
+MA-M,8C1F641,After the bad byte,\r
+";
 
     #[test]
     fn longest_prefix_wins_and_quotes_are_read() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("oui.csv"), OUI).unwrap();
         std::fs::write(dir.path().join("oui36.csv"), OUI36).unwrap();
-        let files =
-            [dir.path().join("oui.csv"), dir.path().join("missing.csv"), dir.path().join("oui36.csv")];
+        std::fs::write(dir.path().join("mam.csv"), MAM).unwrap();
+        let files = [
+            dir.path().join("oui.csv"),
+            dir.path().join("missing.csv"),
+            dir.path().join("oui36.csv"),
+            dir.path().join("mam.csv"),
+        ];
         let (v, loaded) = Vendors::load(&files);
-        assert_eq!(loaded.files.len(), 2);
+        assert_eq!(loaded.files.len(), 3);
         assert!(loaded.errors.is_empty());
-        assert_eq!(v.len(), 6);
+        assert_eq!(v.len(), 9);
         let mac = |s: &str| s.parse::<Mac>().unwrap();
+        // MA-M (28 bits), and a name with a byte that is not UTF-8 that costs nothing after it.
+        assert_eq!(v.lookup(mac("74:1a:e0:9a:bc:de")), Some("Private"));
+        assert_eq!(v.lookup(mac("8c:1f:64:00:00:01")), Some("Caf\u{fffd} Ltd"));
+        assert_eq!(v.lookup(mac("8c:1f:64:10:00:01")), Some("After the bad byte"));
         assert_eq!(v.lookup(mac("f4:bd:9e:01:02:03")), Some("Cisco Systems, Inc"));
         assert_eq!(v.lookup(mac("00:1b:21:aa:bb:cc")), Some("Intel Corporate"));
         assert_eq!(v.lookup(mac("70:b3:d5:f2:f1:23")), Some("TELEPLATFORMS"));
