@@ -19,7 +19,7 @@ use crate::capture::{CaptureError, Readiness, Ring, RingConfig, wait};
 use crate::config::Config;
 use crate::decode::{self, Decoded, FrameMeta, LinkType};
 use crate::detect::{At, Detector, MAX_MACS_PER_IP, Sink};
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingKind, Severity};
 use crate::frame::{ArpSpec, NdSpec, write_arp, write_nd};
 use crate::inventory::{Inventory, Lookup};
 use crate::iprange::IpKey;
@@ -214,15 +214,76 @@ pub fn open(sys: &Sys, name: &str, index: usize, cfg: &RingConfig) -> Result<(Ri
 }
 
 /// Counts `raised`/`cleared` so the capture thread knows when to publish early.
-struct Changes(bool);
+/// Also logs conflicts as they are raised and cleared: at most [`LOGS_PER_TICK`] lines a second, so a
+/// flood of findings cannot turn into a flood of log lines; the rest are counted and summed up.
+struct Changes {
+    /// A finding was raised or cleared since the last publish.
+    changed: bool,
+    /// Log lines left this tick.
+    log_budget: u32,
+    /// Findings not logged this tick.
+    unlogged: u64,
+}
+
+/// Finding log lines per housekeeping tick; more are counted and reported in one line.
+const LOGS_PER_TICK: u32 = 10;
+
+impl Changes {
+    fn budget(&mut self) -> bool {
+        if self.log_budget == 0 {
+            self.unlogged += 1;
+            return false;
+        }
+        self.log_budget -= 1;
+        true
+    }
+}
+
+/// What an operator should do about a finding of this kind.
+fn advice(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::ForeignMac => {
+            "a device outside the cluster answers for a Service IP: find it by its MAC and remove the address, or allow-list it"
+        }
+        FindingKind::WrongAnnouncer => {
+            "a node that is not the Service's announcer answers for its IP: check the MetalLB speakers (memberlist, strictARP)"
+        }
+        FindingKind::MultipleResponders => {
+            "two devices answer for one address: clients reach either; find the second MAC"
+        }
+        FindingKind::Unanswered => {
+            "nobody answers for a Service IP: check the announcing speaker and the node's interface"
+        }
+        FindingKind::PoolSquatter => {
+            "a device uses an unassigned pool address: MetalLB may assign it to a Service; take it out of the pool or off the device"
+        }
+        FindingKind::NodeIpConflict => {
+            "another MAC claims a node's or known host's address: a duplicate IP or ARP spoofing"
+        }
+        FindingKind::ForeignProbe => "a device probes for a watched address: it is about to take it",
+        _ => "see /findings",
+    }
+}
 
 impl Sink for Changes {
     fn raised(&mut self, f: &Finding) {
-        self.0 = true;
-        tracing::debug!(kind = f.kind.as_str(), ip = %f.ip, mac = %f.mac, "finding raised");
+        self.changed = true;
+        if f.severity() >= Severity::Warning && self.budget() {
+            tracing::warn!(
+                kind = f.kind.as_str(),
+                ip = %f.ip,
+                mac = %if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() },
+                service = %f.service.as_deref().map(ToString::to_string).unwrap_or_default(),
+                node = f.node.as_deref().unwrap_or(""),
+                "{}", advice(f.kind)
+            );
+        }
     }
-    fn cleared(&mut self, _f: &Finding) {
-        self.0 = true;
+    fn cleared(&mut self, f: &Finding) {
+        self.changed = true;
+        if f.severity() >= Severity::Warning && self.budget() {
+            tracing::info!(kind = f.kind.as_str(), ip = %f.ip, mac = %f.mac, count = f.count, "finding cleared");
+        }
     }
 }
 
@@ -256,6 +317,7 @@ pub struct Engine {
     logged_wait_error: bool,
     local_addresses: Vec<IpAddr>,
     next_rescan: Instant,
+    next_log_reset: Instant,
     json: Vec<u8>,
     node_name: Arc<str>,
     exclude: Vec<String>,
@@ -351,13 +413,14 @@ impl Engine {
             prober,
             self_claims: FxHashMap::default(),
             book: SeriesBook::default(),
-            changes: Changes(false),
+            changes: Changes { changed: false, log_budget: LOGS_PER_TICK, unlogged: 0 },
             ring_config,
             sys,
             vendors,
             logged_wait_error: false,
             local_addresses: Vec::new(),
             next_rescan: Instant::now(),
+            next_log_reset: Instant::now(),
             json: Vec::new(),
             exclude: config.capture.exclude.clone(),
         }
@@ -442,7 +505,7 @@ impl Engine {
             // Findings raised or cleared are published early, but under a storm of them publishing
             // must not eat the capture thread: at most 1/20 of its time goes to early publishes.
             let early_gap = EARLY_PUBLISH.max(last_cost * 20);
-            if mono >= next_tick || (self.changes.0 && mono.duration_since(last_publish) >= early_gap) {
+            if mono >= next_tick || (self.changes.changed && mono.duration_since(last_publish) >= early_gap) {
                 self.housekeeping(t, mono);
                 last_publish = mono;
                 last_cost = mono.elapsed();
@@ -628,7 +691,7 @@ impl Engine {
         }
         p.metrics.up.set(0);
         // Publish the new state (readiness, /findings) now rather than at the next tick.
-        self.changes.0 = true;
+        self.changes.changed = true;
     }
 
     /// Re-reads this host's addresses and answering MACs: an interface that appears later (or is
@@ -733,7 +796,18 @@ impl Engine {
         }
         drop(doc);
         self.analysis.findings.clear();
-        self.changes.0 = false;
+        self.changes.changed = false;
+        if mono >= self.next_log_reset {
+            if self.changes.unlogged > 0 {
+                tracing::warn!(
+                    more = self.changes.unlogged,
+                    "more findings were raised or cleared than are logged; see /findings and /metrics"
+                );
+            }
+            self.changes.log_budget = LOGS_PER_TICK;
+            self.changes.unlogged = 0;
+            self.next_log_reset = mono + TICK;
+        }
         self.shared.open.store(open, Ordering::Relaxed);
         self.shared.heartbeat.store(monotonic_nanos(), Ordering::Relaxed);
     }

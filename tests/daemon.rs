@@ -204,6 +204,15 @@ fn foreign_device_answering_for_a_service_ip_is_found_within_one_interval() {
     // Test MACs are locally administered, which is what the vendor label says of them.
     let labels = [("ip", VIP), ("mac", MAC_FOREIGN), ("vendor", "locally administered")];
     let replies = value(&m, "l2watch_foreign_mac_replies_total", &labels).unwrap();
+    // The log says what happened and what to do about it.
+    let logs = env.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("WARN")
+            && l.contains("foreign_mac")
+            && l.contains(MAC_FOREIGN)
+            && l.contains("find it by its MAC")),
+        "{logs}"
+    );
     assert!(replies >= 1.0, "{m}");
     // Both answered one round: multiple_responders for each MAC; node-b is not blamed otherwise.
     let f = kinds(&env.findings());
@@ -432,6 +441,13 @@ fn a_flood_of_random_squatters_stays_within_every_cap() {
     let f = env.findings();
     assert!(f["findings"].as_array().unwrap().len() <= 256);
     assert!(f["summary"]["evicted"].as_u64().unwrap() >= N - 256, "{}", f["summary"]);
+    // Conflicts are logged, but at most ten lines a second; the rest are summed up (once a second).
+    let logs = wait_for(Duration::from_secs(3), "the summary of findings not logged", || {
+        let logs = env.logs();
+        logs.contains("more findings were raised or cleared than are logged").then_some(logs)
+    });
+    let lines = logs.lines().filter(|l| l.contains("pool_squatter")).count();
+    assert!((1..=60).contains(&lines), "{lines} log lines for a 20k-finding flood");
     // Some random addresses repeat with another MAC: mac_changed. Nothing else can come of this flood.
     let kinds = kinds(&f);
     assert!(kinds.iter().all(|(k, _, _)| k == "pool_squatter" || k == "mac_changed"), "{kinds:?}");
