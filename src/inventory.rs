@@ -366,14 +366,25 @@ impl Inventory {
     /// Whether the allow-list lets `mac` claim `ip`.
     #[inline]
     pub fn allowed(&self, mac: Mac, ip: IpKey) -> bool {
+        self.allowed_by(mac, ip).is_some()
+    }
+
+    /// The allow-list entry that lets `mac` claim `ip`, if any.
+    #[inline]
+    pub fn allowed_by(&self, mac: Mac, ip: IpKey) -> Option<&Allowed> {
         if self.allow.is_empty() {
-            return false;
+            return None;
         }
-        let fits = |i: &u32| {
-            let a = &self.allow[*i as usize];
+        let fits = |i: &&u32| {
+            let a = &self.allow[**i as usize];
             a.mac.matches(mac) && (a.ips.is_empty() || a.ips.iter().any(|r| r.contains(ip)))
         };
-        self.allow_exact.get(&mac).is_some_and(|v| v.iter().any(fits)) || self.allow_prefix.iter().any(fits)
+        let i = self
+            .allow_exact
+            .get(&mac)
+            .and_then(|v| v.iter().find(fits))
+            .or_else(|| self.allow_prefix.iter().find(fits))?;
+        Some(&self.allow[*i as usize])
     }
 
     /// The name of a node or host.

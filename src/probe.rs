@@ -261,8 +261,7 @@ impl Prober {
             if t.next > now || t.round.is_some() {
                 continue;
             }
-            let interval =
-                nanos(if t.class == Class::Pool { self.cfg.pool_interval } else { self.cfg.interval });
+            let interval = nanos(self.interval(t.class));
             // +-10% jitter, so nodes probing the same addresses drift apart instead of in lockstep.
             let jitter = self.rng.below(interval / 5 + 1);
             let next = Timestamp(now.0.saturating_add(interval - interval / 10).saturating_add(jitter));

@@ -135,16 +135,10 @@ pub fn who(inv: &Inventory, own: &[Mac], mac: Mac, ip: IpAddr) -> Who {
         None => {}
     }
     let key = IpKey::from(ip);
-    if inv.allowed(mac, key) {
-        let note = inv
-            .allow
-            .iter()
-            .find(|a| a.mac.matches(mac) && (a.ips.is_empty() || a.ips.iter().any(|r| r.contains(key))))
-            .map(|a| a.note.clone())
-            .unwrap_or_default();
-        return Who::Allowed(note);
+    match inv.allowed_by(mac, key) {
+        Some(a) => Who::Allowed(a.note.clone()),
+        None => Who::Unknown,
     }
-    Who::Unknown
 }
 
 /// Replies gathered so far: per address, per MAC, (replies, time from the address's first probe).
