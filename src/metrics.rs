@@ -300,14 +300,29 @@ impl Metrics {
             conflicts.truncate(budget);
         }
         book.suppressed = suppressed;
-        let mut alive: FxHashSet<Vec<String>> = FxHashSet::default();
-        for f in conflicts {
-            let (ns, svc) = f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
-            let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
-            let labels = vec![f.kind.as_str().to_owned(), f.ip.to_string(), mac, ns.into(), svc.into()];
-            self.conflict_active.with_label_values(&labels).set(1);
-            book.series.insert((Family::ConflictActive, labels.clone()), tick);
-            alive.insert(labels);
+        let conflict_labels: Vec<Vec<String>> = conflicts
+            .iter()
+            .map(|f| {
+                let (ns, svc) =
+                    f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
+                let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
+                vec![f.kind.as_str().to_owned(), f.ip.to_string(), mac, ns.into(), svc.into()]
+            })
+            .collect();
+        // A conflict that is no longer active loses its series (DESIGN: removed when cleared), before
+        // new series are admitted: they should not compete with the dead for room.
+        let alive: FxHashSet<&Vec<String>> = conflict_labels.iter().collect();
+        book.series.retain(|(family, labels), _| {
+            let keep = *family != Family::ConflictActive || alive.contains(labels);
+            if !keep {
+                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let _ = self.conflict_active.remove_label_values(&refs);
+            }
+            keep
+        });
+        for labels in &conflict_labels {
+            self.admit(book, Family::ConflictActive, labels, tick, max_series);
+            self.conflict_active.with_label_values(labels).set(1);
         }
         let mut published = std::mem::take(&mut book.published);
         let mut next = FxHashMap::default();
@@ -325,28 +340,18 @@ impl Metrics {
                 FindingKind::ForeignMac => {
                     let vendor = vendors.lookup(f.mac).unwrap_or_default().to_owned();
                     let labels = vec![f.ip.to_string(), f.mac.to_string(), vendor, ns.into(), svc.into()];
+                    self.admit(book, Family::ForeignReplies, &labels, tick, max_series);
                     self.foreign_replies.with_label_values(&labels).inc_by(delta);
-                    book.series.insert((Family::ForeignReplies, labels), tick);
                 }
                 FindingKind::MacChanged => {
                     let labels = vec![f.ip.to_string(), f.expected.to_string()];
+                    self.admit(book, Family::IpMacChanges, &labels, tick, max_series);
                     self.ip_mac_changes.with_label_values(&labels).inc_by(delta);
-                    book.series.insert((Family::IpMacChanges, labels), tick);
                 }
                 _ => {}
             }
         }
         book.published = next;
-        // A conflict that is no longer active loses its series (DESIGN: removed when cleared).
-        book.series.retain(|(family, labels), _| {
-            let keep = *family != Family::ConflictActive || alive.contains(labels);
-            if !keep {
-                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let _ = self.conflict_active.remove_label_values(&refs);
-            }
-            keep
-        });
-        self.enforce_cap(book, max_series);
     }
 
     /// Records a closed probe round for a watched address.
@@ -360,20 +365,26 @@ impl Metrics {
     ) {
         book.tick += 1;
         let labels = vec![ip.to_owned()];
+        self.admit(book, Family::IpResponders, &labels, book.tick, max_series);
         self.ip_responders.with_label_values(&labels).set(responders as i64);
-        book.series.insert((Family::IpResponders, labels), book.tick);
         if let Some((rounds, ns, svc)) = unanswered {
             let labels = vec![ip.to_owned(), ns.to_owned(), svc.to_owned()];
+            self.admit(book, Family::IpUnanswered, &labels, book.tick, max_series);
             self.ip_unanswered.with_label_values(&labels).set(i64::from(rounds));
-            book.series.insert((Family::IpUnanswered, labels), book.tick);
         }
-        self.enforce_cap(book, max_series);
     }
 
-    fn enforce_cap(&self, book: &mut SeriesBook, max_series: usize) {
-        if book.series.len() <= max_series {
-            return;
+    /// Records a series about to be set. A new one first makes room under the cap, so that a scrape,
+    /// which may come at any moment, never sees more than `max_series`.
+    fn admit(&self, book: &mut SeriesBook, family: Family, labels: &[String], tick: u64, max_series: usize) {
+        let key = (family, labels.to_vec());
+        if book.series.len() >= max_series && !book.series.contains_key(&key) {
+            self.evict(book, max_series);
         }
+        book.series.insert(key, tick);
+    }
+
+    fn evict(&self, book: &mut SeriesBook, max_series: usize) {
         // Evict down to 3/4 of the cap at once, so a flood does not pay a scan per series: counters
         // and probe gauges first, least recently updated first; active conflicts last. (An evicted
         // counter that comes back starts from 0, which Prometheus reads as a counter reset.)
