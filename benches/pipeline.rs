@@ -1,16 +1,17 @@
-//! decode + detect per frame, in memory, on the synthetic workloads of `l2watch::synth`.
+//! decode + detect per frame, in memory, on the synthetic workloads of `l2watch::wire::synth`.
 //!
 //! `cargo bench --bench pipeline` prints time per batch and throughput in frames/s.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use l2watch::config::DetectConfig;
-use l2watch::decode::{Decoded, FrameMeta, LinkType, decode};
-use l2watch::detect::{Detector, NoSink};
 use l2watch::inventory::Inventory;
-use l2watch::observation::Timestamp;
-use l2watch::synth::{self, Emitter, SplitMix64};
+use l2watch::monitor::detect::DetectConfig;
+use l2watch::monitor::detect::Detector;
+use l2watch::monitor::finding::NoSink;
+use l2watch::wire::decode::{Decoded, FrameMeta, LinkType, decode};
+use l2watch::wire::observation::Timestamp;
+use l2watch::wire::synth::{self, Emitter, SplitMix64};
 
 const FRAMES: u64 = 100_000;
 

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use l2watch::capture::Sender;
-use l2watch::synth::{self, Emitter, SplitMix64};
+use l2watch::wire::synth::{self, Emitter, SplitMix64};
 
 const USAGE: &str = "usage: flood --interface IF [--mode realistic|flood] [--seconds S] [--frames N] [--pps N] [--seed S] [--once]";
 

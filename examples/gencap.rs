@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use l2watch::synth::{self, Emitter, START_NANOS, SplitMix64};
+use l2watch::wire::synth::{self, Emitter, START_NANOS, SplitMix64};
 
 const USAGE: &str = "usage: gencap <realistic|flood> OUT.pcap [--frames N] [--seed S]
 

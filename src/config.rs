@@ -1,17 +1,21 @@
 //! The configuration file: one YAML document, typed, unknown keys rejected, every error with the file,
 //! line and column. `examples/l2watch.yaml` documents every option with its default.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::iprange::IpRange;
-use crate::mac::Mac;
+use crate::inventory::{
+    Allowed, Inventory, Machine, ParseServiceNameError, Parts, Pool, Service, ServiceName,
+};
+use crate::monitor::detect::DetectConfig;
+use crate::monitor::detect::Track;
+use crate::monitor::probe::ProbeConfig;
+use crate::wire::iprange::IpRange;
+use crate::wire::mac::{Mac, MacPattern};
 
 /// The whole configuration file. Every field has a default, so an empty file is a valid config.
 #[derive(Debug, Deserialize)]
@@ -48,7 +52,7 @@ impl Default for Config {
             capture: CaptureConfig::default(),
             probe: ProbeConfig::default(),
             metrics: MetricsConfig::default(),
-            oui_files: crate::vendor::DEFAULT_FILES.iter().map(PathBuf::from).collect(),
+            oui_files: crate::wire::vendor::DEFAULT_FILES.iter().map(PathBuf::from).collect(),
         }
     }
 }
@@ -88,43 +92,6 @@ impl Default for CaptureConfig {
             .map(String::from)
             .to_vec(),
             ring_mib: 8,
-        }
-    }
-}
-
-/// The `probe:` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProbeConfig {
-    /// Send RFC 5227 probes at all. Off: passive monitoring only (a switched LAN hides most conflicts).
-    pub enabled: bool,
-    /// How often each service, node, host and registry address is probed (with +-10% jitter).
-    #[serde(with = "humane_duration")]
-    pub interval: Duration,
-    /// How often each unassigned pool address is probed.
-    #[serde(with = "humane_duration")]
-    pub pool_interval: Duration,
-    /// How long replies to one probe count towards its round.
-    #[serde(with = "humane_duration")]
-    pub reply_window: Duration,
-    /// At most this many probe frames per second, over all addresses and interfaces.
-    pub rate: u32,
-    /// A service address is `unanswered` after this many silent rounds in a row.
-    pub unanswered_after: u32,
-    /// Unassigned pool addresses beyond this many are not probed (an IPv6 /64 pool is not sweepable).
-    pub max_pool_addresses: usize,
-}
-
-impl Default for ProbeConfig {
-    fn default() -> Self {
-        ProbeConfig {
-            enabled: true,
-            interval: Duration::from_secs(10),
-            pool_interval: Duration::from_secs(300),
-            reply_window: Duration::from_secs(1),
-            rate: 100,
-            unanswered_after: 3,
-            max_pool_addresses: 4096,
         }
     }
 }
@@ -230,197 +197,6 @@ pub struct AllowEntry {
     pub note: String,
 }
 
-/// Whether l2watch keeps per-IP history for every address or only the watched ones.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Track {
-    /// `all` without an inventory, `watched` with one.
-    #[default]
-    Auto,
-    /// Only service, node, host, registry and pool addresses.
-    Watched,
-    /// Every address seen (bounded by `max_tracked_ips`).
-    All,
-}
-
-/// The `detect:` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DetectConfig {
-    /// A finding stays active this long after its last evidence.
-    #[serde(with = "humane_duration")]
-    pub hold: Duration,
-    /// An address flipping back to a MAC that claimed it within this window has several responders.
-    #[serde(with = "humane_duration")]
-    pub flip_window: Duration,
-    /// Which addresses get per-IP history.
-    pub track: Track,
-    /// At most this many addresses have per-IP state; the least recently seen are evicted first. The
-    /// table is sized at twice this (so eviction never makes it grow): 12288 takes about 8 MiB.
-    pub max_tracked_ips: usize,
-    /// At most this many MACs are remembered per address (1 to 4).
-    pub max_macs_per_ip: usize,
-    /// At most this many findings are held at once.
-    pub max_findings: usize,
-}
-
-impl Default for DetectConfig {
-    fn default() -> Self {
-        DetectConfig {
-            hold: Duration::from_secs(600),
-            flip_window: Duration::from_secs(300),
-            track: Track::Auto,
-            max_tracked_ips: 12_288,
-            max_macs_per_ip: 4,
-            max_findings: 1_024,
-        }
-    }
-}
-
-/// `namespace/name` of a Kubernetes Service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceName {
-    /// The namespace.
-    pub namespace: String,
-    /// The Service's name.
-    pub name: String,
-}
-
-impl fmt::Display for ServiceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// A service name without exactly one `/`, or with an empty part.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid service name {0:?}: expected namespace/name")]
-pub struct ParseServiceNameError(String);
-
-impl FromStr for ServiceName {
-    type Err = ParseServiceNameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Ok(ServiceName { namespace: ns.to_owned(), name: name.to_owned() })
-            }
-            _ => Err(ParseServiceNameError(s.to_owned())),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ServiceName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl serde::Serialize for ServiceName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// A MAC, or every MAC that shares its first `bits` bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MacPattern {
-    /// The address (bits past the prefix are ignored).
-    pub mac: Mac,
-    /// Prefix length, 1 to 48 (48 = this one MAC).
-    pub bits: u8,
-}
-
-impl MacPattern {
-    /// Whether `mac` matches.
-    #[inline]
-    pub fn matches(&self, mac: Mac) -> bool {
-        let shift = 48 - u32::from(self.bits);
-        (self.mac.to_u64() >> shift) == (mac.to_u64() >> shift)
-    }
-}
-
-impl FromStr for MacPattern {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (mac, bits) = match s.split_once('/') {
-            Some((m, b)) => {
-                let bits: u8 = b
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("invalid MAC prefix length in {s:?}: expected 1 to 48"))?;
-                if !(1..=48).contains(&bits) {
-                    return Err(format!("invalid MAC prefix length in {s:?}: expected 1 to 48"));
-                }
-                (m, bits)
-            }
-            None => (s, 48),
-        };
-        let mac: Mac = mac.parse().map_err(|e: crate::mac::ParseMacError| e.to_string())?;
-        Ok(MacPattern { mac, bits })
-    }
-}
-
-impl fmt::Display for MacPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.bits == 48 { write!(f, "{}", self.mac) } else { write!(f, "{}/{}", self.mac, self.bits) }
-    }
-}
-
-impl<'de> Deserialize<'de> for MacPattern {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Durations written as `90s`, `10m`, `1h30m`, `500ms`.
-pub mod humane_duration {
-    use std::time::Duration;
-
-    /// Parses `1h30m`, `10m`, `45s`, `250ms`; a bare number is seconds.
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        let bad = || format!("invalid duration {s:?}: expected e.g. 500ms, 45s, 10m or 1h30m");
-        let t = s.trim();
-        if t.is_empty() {
-            return Err(bad());
-        }
-        if let Ok(secs) = t.parse::<u64>() {
-            return Ok(Duration::from_secs(secs));
-        }
-        let mut total = Duration::ZERO;
-        let mut rest = t;
-        while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            if digits == 0 {
-                return Err(bad());
-            }
-            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-            rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-            let one = match &rest[..unit_len] {
-                "ms" => Duration::from_millis(n),
-                "s" => Duration::from_secs(n),
-                "m" => Duration::from_secs(n.saturating_mul(60)),
-                "h" => Duration::from_secs(n.saturating_mul(3600)),
-                _ => return Err(bad()),
-            };
-            total = total.saturating_add(one);
-            rest = &rest[unit_len..];
-        }
-        Ok(total)
-    }
-
-    /// Serde `deserialize_with`.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        use serde::Deserialize;
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// The IP registry: the address each Service is expected to have, as `namespace/service: ip`.
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
@@ -490,6 +266,102 @@ pub fn invalid(path: &Path, at: &serde_saphyr::Location, message: String) -> Con
 }
 
 impl Config {
+    /// What this config file knows of the inventory, checked for contradictions (a name listed twice,
+    /// an announcer that is not a node, a MAC given to two machines), each reported with its line and
+    /// column. `path` is the config file, for error messages; `registry` its IP registry, if any.
+    pub fn inventory_parts(&self, path: &Path, registry: Option<&Registry>) -> Result<Parts, ConfigError> {
+        let inv = &self.inventory;
+        let mut parts = Parts::default();
+        let has_static = !(inv.nodes.is_empty()
+            && inv.hosts.is_empty()
+            && inv.pools.is_empty()
+            && inv.services.is_empty());
+        let use_static = match inv.source {
+            InventorySource::Static => true,
+            InventorySource::None => false,
+            InventorySource::Auto => has_static,
+        };
+        if use_static {
+            for (list, target, what) in
+                [(&inv.nodes, &mut parts.nodes, "node"), (&inv.hosts, &mut parts.hosts, "host")]
+            {
+                for m in list {
+                    if target.iter().any(|x: &Machine| *x.name == *m.value.name) {
+                        return Err(invalid(
+                            path,
+                            &m.referenced,
+                            format!("{what} {:?} is listed twice", m.value.name),
+                        ));
+                    }
+                    target.push(Machine {
+                        name: m.value.name.as_str().into(),
+                        macs: m.value.macs.clone(),
+                        ips: m.value.ips.clone(),
+                    });
+                }
+            }
+            for p in &inv.pools {
+                parts.pools.push(Pool { name: p.name.as_str().into(), ranges: p.addresses.clone() });
+            }
+            for s in &inv.services {
+                let s_ = &s.value;
+                if let Some(a) = &s_.announcer
+                    && !parts.nodes.iter().any(|n| *n.name == **a)
+                {
+                    return Err(invalid(
+                        path,
+                        &s.referenced,
+                        format!("service {} names announcer {a:?}, which is not in inventory.nodes", s_.name),
+                    ));
+                }
+                let mut svc = Service::assigned(s_.name.clone(), s_.ips.clone());
+                svc.announcer = s_.announcer.as_deref().map(Arc::from);
+                svc.pool = s_.pool.as_deref().map(Arc::from);
+                parts.services.push(svc);
+            }
+            for (list, what) in [(&inv.nodes, "node"), (&inv.hosts, "host")] {
+                for m in list {
+                    for mac in &m.value.macs {
+                        let owners =
+                            parts.nodes.iter().chain(&parts.hosts).filter(|x| x.macs.contains(mac)).count();
+                        if owners > 1 {
+                            return Err(invalid(
+                                path,
+                                &m.referenced,
+                                format!(
+                                    "MAC {mac} of {what} {:?} also belongs to another node or host",
+                                    m.value.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(r) = registry {
+            parts.registry = r.entries.clone();
+        }
+        for a in &self.allow {
+            parts.allow.push(Allowed { mac: a.mac, ips: a.ips.clone(), note: a.note.clone() });
+        }
+        parts.track_all = match self.detect.track {
+            Track::All => true,
+            Track::Watched => false,
+            Track::Auto => !use_static,
+        };
+        Ok(parts)
+    }
+
+    /// The static inventory of this config alone (no Kubernetes API, no host identity): for `analyze`,
+    /// `scan` and tests.
+    pub fn static_inventory(
+        &self,
+        path: &Path,
+        registry: Option<&Registry>,
+    ) -> Result<Inventory, ConfigError> {
+        Ok(Inventory::build(self.inventory_parts(path, registry)?, None))
+    }
+
     /// Parses a config from YAML text; `path` is only used in error messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
@@ -516,14 +388,14 @@ impl Config {
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let d = &self.detect;
         let top = serde_saphyr::Location::UNKNOWN;
-        if !(1..=crate::detect::MAX_MACS_PER_IP).contains(&d.max_macs_per_ip) {
+        if !(1..=crate::monitor::detect::MAX_MACS_PER_IP).contains(&d.max_macs_per_ip) {
             return Err(invalid(
                 path,
                 &top,
                 format!(
                     "detect.max_macs_per_ip is {}: it must be 1 to {}",
                     d.max_macs_per_ip,
-                    crate::detect::MAX_MACS_PER_IP
+                    crate::monitor::detect::MAX_MACS_PER_IP
                 ),
             ));
         }
@@ -633,6 +505,7 @@ mod indexmap_free {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("l2watch.yaml"), text)
@@ -688,11 +561,11 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(humane_duration::parse("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(humane_duration::parse("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(humane_duration::parse("1h1m1s").unwrap(), Duration::from_secs(3661));
+        assert_eq!(crate::humane::duration::parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(crate::humane::duration::parse("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(crate::humane::duration::parse("1h1m1s").unwrap(), Duration::from_secs(3661));
         for bad in ["", "m", "10x", "1.5h", "-1s"] {
-            assert!(humane_duration::parse(bad).is_err(), "{bad:?}");
+            assert!(crate::humane::duration::parse(bad).is_err(), "{bad:?}");
         }
     }
 

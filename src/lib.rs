@@ -1,28 +1,24 @@
 //! l2watch: a Layer 2 conflict monitor for bare-metal Kubernetes clusters using MetalLB in layer2 mode.
 //!
-//! The data flow follows DESIGN.md: frames are decoded ([`decode`]) into [`observation::Observation`]s,
-//! the [`detect`] engine turns them into findings against an [`inventory::Inventory`], and the edges
-//! ([`replay`], [`analyze`]) feed and report it.
+//! The folders follow the data flow of DESIGN.md:
+//!
+//! - [`capture`]: frames in, from the TPACKET_V3 ring (the only `unsafe` code) or capture files, and
+//!   this host's interfaces;
+//! - [`wire`]: frames parsed into [`wire::observation::Observation`]s and built (probes), and the value
+//!   types they carry (MACs, IP ranges, vendors);
+//! - [`inventory`]: the immutable snapshot of what is watched and who may answer for it, built from
+//!   neutral parts by its sources (the config file, the IP registry);
+//! - [`monitor`]: the pure core that decides everything (detector, probe schedule and rounds, this
+//!   host's identity, findings, drift), with the time passed in;
+//! - [`export`]: what leaves the process (metrics and their bounds, HTTP, reports, logs);
+//! - [`cmd`]: the commands, which only wire the rest together.
+#![deny(unsafe_code)]
 
-pub mod analyze;
 pub mod capture;
-pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod daemon;
-pub mod decode;
-pub mod detect;
-pub mod finding;
-pub mod frame;
-pub mod http;
+pub mod export;
+pub mod humane;
 pub mod inventory;
-pub mod iprange;
-pub mod mac;
-pub mod metrics;
-pub mod netif;
-pub mod observation;
-pub mod probe;
-pub mod replay;
-pub mod report;
-pub mod scan;
-pub mod synth;
-pub mod vendor;
+pub mod monitor;
+pub mod wire;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use l2watch::frame::ArpSpec;
+use l2watch::wire::frame::ArpSpec;
 use support::{Capture, config_file, ip4, l2watch, mac, testdata};
 
 fn analyze_with_config(yaml: &str) -> (support::Run, String) {

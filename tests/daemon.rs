@@ -328,7 +328,7 @@ fn a_service_ip_nobody_answers_is_unanswered_and_clears_when_answered() {
 /// cannot be made; tagged frames on the wire are what a trunk port delivers either way).
 #[test]
 fn conflicts_on_a_tagged_vlan_are_found_with_their_vlan_id() {
-    use l2watch::frame::{ArpSpec, write_arp};
+    use l2watch::wire::frame::{ArpSpec, write_arp};
     let env = setup_with(
         None,
         "    - {name: web/tagged, ips: [10.78.0.100], announcer: node-b}\n",
@@ -440,7 +440,7 @@ fn a_flood_of_random_squatters_stays_within_every_cap() {
     assert!(value(&m, "process_resident_memory_bytes", &[]).unwrap() < 32.0 * 1024.0 * 1024.0);
     let f = env.findings();
     assert!(f["findings"].as_array().unwrap().len() <= 256);
-    assert!(f["summary"]["evicted"].as_u64().unwrap() >= N - 256, "{}", f["summary"]);
+    assert!(f["summary"]["evicted"].as_u64().unwrap() >= N - 256, "{} {}", f["summary"], f["frames"]);
     // Conflicts are logged, but at most ten lines a second; the rest are summed up (once a second).
     let logs = wait_for(Duration::from_secs(3), "the summary of findings not logged", || {
         let logs = env.logs();

@@ -3,7 +3,7 @@
 
 mod support;
 
-use l2watch::frame::{ArpSpec, NdSpec};
+use l2watch::wire::frame::{ArpSpec, NdSpec};
 use serde_json::Value;
 use support::{Capture, alerting_kinds, analyze_capture, findings, ip4, ip6, mac};
 
@@ -327,7 +327,7 @@ fn a_random_flood_stays_within_the_state_caps() {
         x ^= x >> 7;
         x ^= x << 17;
         let b = x.to_be_bytes();
-        let m = l2watch::mac::Mac([0x02, b[0], b[1], b[2], b[3], b[4]]);
+        let m = l2watch::wire::mac::Mac([0x02, b[0], b[1], b[2], b[3], b[4]]);
         let ip = std::net::Ipv4Addr::new(10, b[5], b[6], b[7].max(1));
         c.arp(ArpSpec::reply(m, ip, mac(CLIENT), ip4(CLIENT_IP)).with_eth_src(mac(OTHER))).after(0.0001);
     }

@@ -6,7 +6,7 @@ mod support;
 use std::fs::File;
 use std::time::Duration;
 
-use l2watch::frame::{ArpSpec, NdSpec};
+use l2watch::wire::frame::{ArpSpec, NdSpec};
 use pcap_file::DataLink;
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::{Block, PcapNgReader};

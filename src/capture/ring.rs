@@ -18,8 +18,8 @@
 //! which becomes [`CaptureError::InterfaceGone`] because the ifindex no longer exists. An interface
 //! deleted while already down reports nothing: poll [`Ring::interface_present`] while one is down.
 
-use crate::decode::FrameMeta;
-use crate::observation::Timestamp;
+use crate::wire::decode::FrameMeta;
+use crate::wire::observation::Timestamp;
 
 use std::ffi::CString;
 use std::io;

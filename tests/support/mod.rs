@@ -17,9 +17,9 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use l2watch::frame::{self, ArpSpec, NdSpec};
-use l2watch::mac::Mac;
-use l2watch::observation::Timestamp;
+use l2watch::wire::frame::{self, ArpSpec, NdSpec};
+use l2watch::wire::mac::Mac;
+use l2watch::wire::observation::Timestamp;
 
 /// Parses a MAC address; panics on a typo, which is what a test wants.
 pub fn mac(s: &str) -> Mac {

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::daemon::Shared;
+use crate::export::shared::Shared;
 
 /// Binds the listening socket; a port in use or a bad address is reported here, before capture starts.
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

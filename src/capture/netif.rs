@@ -10,7 +10,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::mac::Mac;
+use crate::wire::mac::Mac;
 
 const IFF_UP: u32 = 0x1;
 const IFF_BROADCAST: u32 = 0x2;

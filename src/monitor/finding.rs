@@ -4,11 +4,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::ServiceName;
-use crate::inventory::Role;
-use crate::iprange::IpKey;
-use crate::mac::Mac;
-use crate::observation::{Timestamp, Vlans};
+use crate::inventory::{Role, ServiceName};
+use crate::wire::iprange::IpKey;
+use crate::wire::mac::Mac;
+use crate::wire::observation::{Timestamp, Vlans};
 
 /// How bad a finding is. Ordered: `Info < Warning < Critical`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -106,6 +105,44 @@ impl FindingKind {
         }
     }
 
+    /// What an operator should do about a finding of this kind: the one place this text is written
+    /// (logs, reports and Kubernetes Events all use it).
+    pub const fn advice(self) -> &'static str {
+        match self {
+            FindingKind::ForeignMac => {
+                "a device outside the cluster answers for a Service IP: find it by its MAC and remove the address, or allow-list it"
+            }
+            FindingKind::WrongAnnouncer => {
+                "a node that is not the Service's announcer answers for its IP: check the MetalLB speakers (memberlist, strictARP)"
+            }
+            FindingKind::MultipleResponders => {
+                "two devices answer for one address: clients reach either; find the second MAC"
+            }
+            FindingKind::Unanswered => {
+                "nobody answers for a Service IP: check the announcing speaker and the node's interface"
+            }
+            FindingKind::PoolSquatter => {
+                "a device uses an unassigned pool address: MetalLB may assign it to a Service; take it out of the pool or off the device"
+            }
+            FindingKind::NodeIpConflict => {
+                "another MAC claims a node's or known host's address: a duplicate IP or ARP spoofing"
+            }
+            FindingKind::ForeignProbe => "a device probes for a watched address: it is about to take it",
+            FindingKind::IpDrift => {
+                "the Service does not have the IP it should: pin it with the metallb.io/loadBalancerIPs annotation, or update the registry"
+            }
+            FindingKind::IgnoredAnnotation => {
+                "MetalLB does not read this annotation key, so the Service's IP is not pinned: use the key MetalLB reads"
+            }
+            FindingKind::IpChanged => "the Service's IP changed: clients that cached the old one break",
+            FindingKind::AnnouncerChanged => "the node announcing the Service changed (a failover)",
+            FindingKind::MacChanged => "the MAC answering for this address changed",
+            FindingKind::EthShaMismatch => {
+                "the Ethernet source differs from the ARP sender MAC: a spoofing sign, or Microsoft NLB"
+            }
+        }
+    }
+
     /// Severity as in DESIGN.md.
     pub const fn severity(self) -> Severity {
         match self {
@@ -194,4 +231,51 @@ impl Finding {
     pub fn severity(&self) -> Severity {
         self.kind.severity()
     }
+
+    /// What happened, in one line for people (reports, logs, Events).
+    pub fn describe(&self) -> String {
+        let other = self.other_mac.map_or_else(|| "?".to_owned(), |m| m.to_string());
+        let node = self.node.as_deref().unwrap_or("?");
+        let mac = self.mac;
+        match self.kind {
+            FindingKind::ForeignMac => {
+                format!("{mac} (not a cluster node, not allow-listed) claims this service IP")
+            }
+            FindingKind::WrongAnnouncer => format!("node {node} ({mac}) claims it but is not its announcer"),
+            FindingKind::MultipleResponders => format!("{mac} and {other} both answer for it"),
+            FindingKind::PoolSquatter => {
+                format!("{mac} (outside the cluster) uses this unassigned pool address")
+            }
+            FindingKind::NodeIpConflict => format!("{mac} claims the address of {node}"),
+            FindingKind::ForeignProbe => {
+                format!("{mac} probes for it (RFC 5227 / DAD): it is about to take it")
+            }
+            FindingKind::MacChanged => format!(
+                "now {mac} (was {other}){}{}",
+                if self.flip_flop { ", flip flop back to an earlier MAC" } else { ", a new MAC" },
+                if self.expected { ", expected: announcer change" } else { "" }
+            ),
+            FindingKind::EthShaMismatch => format!("ARP sender {mac} sent from Ethernet source {other}"),
+            FindingKind::Unanswered => "nobody answers probes for this service IP".to_owned(),
+            FindingKind::IpDrift
+            | FindingKind::IgnoredAnnotation
+            | FindingKind::IpChanged
+            | FindingKind::AnnouncerChanged => self.kind.advice().to_owned(),
+        }
+    }
 }
+
+/// Receives what the detector decides. Every method defaults to doing nothing.
+pub trait Sink {
+    /// A finding became active.
+    fn raised(&mut self, _finding: &Finding) {}
+    /// An active finding got more evidence.
+    fn refreshed(&mut self, _finding: &Finding) {}
+    /// A finding's hold time passed without evidence, its evidence no longer holds against a new
+    /// inventory, or it was evicted: it is no longer active.
+    fn cleared(&mut self, _finding: &Finding) {}
+}
+
+/// A sink that ignores everything.
+pub struct NoSink;
+impl Sink for NoSink {}

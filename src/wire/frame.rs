@@ -10,8 +10,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::mac::Mac;
-use crate::observation::Vlans;
+use crate::wire::mac::Mac;
+use crate::wire::observation::Vlans;
 
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;

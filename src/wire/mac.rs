@@ -81,7 +81,60 @@ impl serde::Serialize for Mac {
 
 impl<'de> serde::Deserialize<'de> for Mac {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A MAC, or every MAC that shares its first `bits` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacPattern {
+    /// The address (bits past the prefix are ignored).
+    pub mac: Mac,
+    /// Prefix length, 1 to 48 (48 = this one MAC).
+    pub bits: u8,
+}
+
+impl MacPattern {
+    /// Whether `mac` matches.
+    #[inline]
+    pub fn matches(&self, mac: Mac) -> bool {
+        let shift = 48 - u32::from(self.bits);
+        (self.mac.to_u64() >> shift) == (mac.to_u64() >> shift)
+    }
+}
+
+impl FromStr for MacPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (mac, bits) = match s.split_once('/') {
+            Some((m, b)) => {
+                let bits: u8 = b
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid MAC prefix length in {s:?}: expected 1 to 48"))?;
+                if !(1..=48).contains(&bits) {
+                    return Err(format!("invalid MAC prefix length in {s:?}: expected 1 to 48"));
+                }
+                (m, bits)
+            }
+            None => (s, 48),
+        };
+        let mac: Mac = mac.parse().map_err(|e: ParseMacError| e.to_string())?;
+        Ok(MacPattern { mac, bits })
+    }
+}
+
+impl fmt::Display for MacPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.bits == 48 { write!(f, "{}", self.mac) } else { write!(f, "{}/{}", self.mac, self.bits) }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MacPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -15,11 +15,11 @@ use prometheus::{
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::decode::SkipReason;
-use crate::detect::Detector;
-use crate::finding::{FindingKey, FindingKind, Severity};
 use crate::inventory::Inventory;
-use crate::observation::FrameKind;
+use crate::monitor::detect::Detector;
+use crate::monitor::finding::{FindingKey, FindingKind, Severity};
+use crate::wire::decode::SkipReason;
+use crate::wire::observation::FrameKind;
 
 /// Every metric l2watch exports, registered in one registry.
 pub struct Metrics {
@@ -277,7 +277,7 @@ impl Metrics {
         &self,
         book: &mut SeriesBook,
         detector: &Detector,
-        vendors: &crate::vendor::Vendors,
+        vendors: &crate::wire::vendor::Vendors,
         max_series: usize,
     ) {
         book.tick += 1;
@@ -286,7 +286,7 @@ impl Metrics {
         // and oldest first: more active findings than that must not make the published set (and the
         // alerts on it) churn from one tick to the next.
         let budget = max_series - max_series / 4;
-        let mut conflicts: Vec<&crate::finding::Finding> =
+        let mut conflicts: Vec<&crate::monitor::finding::Finding> =
             detector.findings().filter(|f| f.severity() >= Severity::Warning).collect();
         let mut suppressed = FxHashSet::default();
         if conflicts.len() > budget {
@@ -524,10 +524,11 @@ fn max_fds() -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, DetectConfig};
-    use crate::detect::NoSink;
-    use crate::frame::{ArpSpec, write_arp};
-    use crate::mac::Mac;
+    use crate::config::Config;
+    use crate::monitor::detect::DetectConfig;
+    use crate::monitor::finding::NoSink;
+    use crate::wire::frame::{ArpSpec, write_arp};
+    use crate::wire::mac::Mac;
     use std::path::Path;
 
     fn text(m: &Metrics) -> String {
@@ -547,7 +548,7 @@ mod tests {
             "inventory:\n  nodes: [{name: a, macs: ['02:00:00:00:00:01']}]\n  services: [{name: ns/web, ips: [10.0.0.5], announcer: a}]\n",
         )
         .unwrap();
-        let inv = Inventory::from_config(Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(Path::new("t"), None).unwrap();
         m.set_inventory(&inv, "static");
         let t = text(&m);
         for (name, kind) in [
@@ -577,9 +578,12 @@ mod tests {
         let mut buf = [0u8; 128];
         let spec = ArpSpec::gratuitous(Mac([2, 0, 0, 0, 1, mac]), ip.into());
         let n = write_arp(&mut buf, &spec).unwrap();
-        let meta = crate::decode::FrameMeta { time: crate::observation::Timestamp(t), ..Default::default() };
-        if let crate::decode::Decoded::Frame(obs) =
-            crate::decode::decode(crate::decode::LinkType::Ethernet, &buf[..n], &meta)
+        let meta = crate::wire::decode::FrameMeta {
+            time: crate::wire::observation::Timestamp(t),
+            ..Default::default()
+        };
+        if let crate::wire::decode::Decoded::Frame(obs) =
+            crate::wire::decode::decode(crate::wire::decode::LinkType::Ethernet, &buf[..n], &meta)
         {
             det.observe(&obs, inv, &mut NoSink);
         }
@@ -591,22 +595,22 @@ mod tests {
         let cfg =
             Config::parse(Path::new("t"), "inventory:\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n")
                 .unwrap();
-        let inv = Inventory::from_config(Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(Path::new("t"), None).unwrap();
         let mut det = Detector::new(DetectConfig::default());
         let mut book = SeriesBook::default();
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 1_000);
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 2_000);
-        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 100);
+        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 100);
         let t = text(&m);
         let key = "{ip=\"10.0.0.5\",mac=\"02:00:00:00:01:09\",namespace=\"ns\",service=\"web\",vendor=\"locally administered\"}";
         assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 2")), "{t}");
         assert!(t.contains("l2watch_conflict_active{ip=\"10.0.0.5\",kind=\"foreign_mac\""), "{t}");
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 3_000);
-        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 100);
+        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 100);
         assert!(text(&m).contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
         // Hold time passes: the conflict series goes, the counter stays.
-        det.expire(crate::observation::Timestamp(3_000 + 601 * 1_000_000_000), &mut NoSink);
-        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 100);
+        det.expire(crate::wire::observation::Timestamp(3_000 + 601 * 1_000_000_000), &mut NoSink);
+        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 100);
         let t = text(&m);
         assert_eq!(series(&t, "l2watch_conflict_active"), 0, "{t}");
         assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
@@ -638,13 +642,13 @@ mod tests {
         let cfg =
             Config::parse(Path::new("t"), "inventory:\n  pools: [{name: p, addresses: [10.0.0.0/24]}]\n")
                 .unwrap();
-        let inv = Inventory::from_config(Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(Path::new("t"), None).unwrap();
         let mut det = Detector::new(DetectConfig::default());
         let mut book = SeriesBook::default();
         for i in 0..100u8 {
             claim(&mut det, &inv, [10, 0, 0, i], i, 1_000 + u64::from(i));
         }
-        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 16);
+        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 16);
         let first: Vec<String> = text(&m)
             .lines()
             .filter(|l| l.starts_with("l2watch_conflict_active{"))
@@ -664,7 +668,7 @@ mod tests {
         for i in 0..100u8 {
             claim(&mut det, &inv, [10, 0, 0, i], i, 5_000 + u64::from(i));
         }
-        m.sync_findings(&mut book, &det, &crate::vendor::Vendors::default(), 16);
+        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 16);
         let t = text(&m);
         let second: Vec<String> =
             t.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).map(str::to_owned).collect();

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::mac::Mac;
+use crate::wire::mac::Mac;
 
 /// Nanoseconds since the Unix epoch. The detector never reads a clock: every time it sees comes in
 /// through a value of this type, so replay and tests control time.

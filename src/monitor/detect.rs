@@ -5,15 +5,16 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustc_hash::FxHashMap;
+use serde::Deserialize;
 
-use crate::config::DetectConfig;
-use crate::finding::{Finding, FindingKey, FindingKind, Severity};
 use crate::inventory::{Inventory, Lookup, Owner, Role};
-use crate::iprange::IpKey;
-use crate::mac::Mac;
-use crate::observation::{FrameKind, Observation, Timestamp, Vlans};
+use crate::monitor::finding::{Finding, FindingKey, FindingKind, Severity, Sink};
+use crate::wire::iprange::IpKey;
+use crate::wire::mac::Mac;
+use crate::wire::observation::{FrameKind, Observation, Timestamp, Vlans};
 
 /// Most MACs remembered per IP (the `detect.max_macs_per_ip` ceiling).
 pub const MAX_MACS_PER_IP: usize = 4;
@@ -24,19 +25,52 @@ const INITIAL_IPS: usize = 1024;
 /// Findings are expired at most this often (in capture time).
 const SWEEP_EVERY_NS: u64 = 1_000_000_000;
 
-/// Receives what the detector decides. Every method defaults to doing nothing.
-pub trait Sink {
-    /// A finding became active.
-    fn raised(&mut self, _finding: &Finding) {}
-    /// An active finding got more evidence.
-    fn refreshed(&mut self, _finding: &Finding) {}
-    /// A finding's hold time passed without evidence (or it was evicted); it is no longer active.
-    fn cleared(&mut self, _finding: &Finding) {}
+/// Whether l2watch keeps per-IP history for every address or only the watched ones.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Track {
+    /// `all` without an inventory, `watched` with one.
+    #[default]
+    Auto,
+    /// Only service, node, host, registry and pool addresses.
+    Watched,
+    /// Every address seen (bounded by `max_tracked_ips`).
+    All,
 }
 
-/// A sink that ignores everything.
-pub struct NoSink;
-impl Sink for NoSink {}
+/// The `detect:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// A finding stays active this long after its last evidence.
+    #[serde(with = "crate::humane::duration")]
+    pub hold: Duration,
+    /// An address flipping back to a MAC that claimed it within this window has several responders.
+    #[serde(with = "crate::humane::duration")]
+    pub flip_window: Duration,
+    /// Which addresses get per-IP history.
+    pub track: Track,
+    /// At most this many addresses have per-IP state; the least recently seen are evicted first. The
+    /// table is sized at twice this (so eviction never makes it grow): 12288 takes about 8 MiB.
+    pub max_tracked_ips: usize,
+    /// At most this many MACs are remembered per address (1 to 4).
+    pub max_macs_per_ip: usize,
+    /// At most this many findings are held at once.
+    pub max_findings: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            hold: Duration::from_secs(600),
+            flip_window: Duration::from_secs(300),
+            track: Track::Auto,
+            max_tracked_ips: 12_288,
+            max_macs_per_ip: 4,
+            max_findings: 1_024,
+        }
+    }
+}
 
 /// One MAC's history for one IP.
 #[derive(Clone, Copy, Debug, Default)]
@@ -104,7 +138,7 @@ pub struct Detector {
 /// Context of a finding, built only when a finding is new (it clones `Arc`s).
 struct Ctx {
     role: Option<Role>,
-    service: Option<Arc<crate::config::ServiceName>>,
+    service: Option<Arc<crate::inventory::ServiceName>>,
     node: Option<Arc<str>>,
     pool: Option<Arc<str>>,
     other_mac: Option<Mac>,
@@ -154,6 +188,48 @@ fn responder(inv: &Inventory, mac: Mac) -> u64 {
         Some(Owner::Node(i)) => (1 << 62) | u64::from(i),
         Some(Owner::Host(i)) => (1 << 61) | u64::from(i),
         None => mac.to_u64(),
+    }
+}
+
+/// What a claim of `ip` by `mac` is by the inventory alone: the conflict it raises, if any, with the
+/// node concerned (the claiming node for `wrong_announcer`, the address's owner for
+/// `node_ip_conflict`). Written once for frames and for re-judging findings against a new inventory.
+fn claim_verdict(
+    inv: &Inventory,
+    look: Lookup<'_>,
+    ip: IpKey,
+    mac: Mac,
+) -> Option<(FindingKind, Option<Arc<str>>)> {
+    match look {
+        Lookup::Watched(w) => match w.role {
+            Role::Service | Role::Registry => match inv.owner(mac) {
+                Some(Owner::Node(n)) => (!w.announcers.is_empty() && !w.announcers.contains(&n))
+                    .then(|| (FindingKind::WrongAnnouncer, Some(inv.owner_name(Owner::Node(n))))),
+                _ => (!inv.allowed(mac, ip)).then_some((FindingKind::ForeignMac, None)),
+            },
+            Role::Node | Role::Host => (inv.owner(mac) != w.owner && !inv.allowed(mac, ip))
+                .then(|| (FindingKind::NodeIpConflict, w.owner.map(|o| inv.owner_name(o)))),
+            Role::Pool => None,
+        },
+        // A node claiming a pool address is a fresh assignment the inventory has not seen yet.
+        Lookup::Pool(_) => (!matches!(inv.owner(mac), Some(Owner::Node(_))) && !inv.allowed(mac, ip))
+            .then_some((FindingKind::PoolSquatter, None)),
+        Lookup::Unwatched => None,
+    }
+}
+
+/// Whether an RFC 5227 probe (or DAD) of `ip` from `mac` is `foreign_probe`.
+fn probe_verdict(inv: &Inventory, look: Lookup<'_>, ip: IpKey, mac: Mac) -> bool {
+    let owner = match look {
+        Lookup::Unwatched => return false,
+        Lookup::Watched(w) => w.owner,
+        Lookup::Pool(_) => None,
+    };
+    match inv.owner(mac) {
+        // Nodes probe: l2watch itself does, on every node.
+        Some(Owner::Node(_)) => false,
+        Some(o) if Some(o) == owner => false,
+        _ => !inv.allowed(mac, ip),
     }
 }
 
@@ -275,44 +351,11 @@ impl Detector {
         let ip = IpKey::from(obs.sender_ip);
         let mac = obs.sender_mac;
         let look = inv.lookup(ip);
-        match look {
-            Lookup::Watched(w) => match w.role {
-                Role::Service | Role::Registry => match inv.owner(mac) {
-                    Some(Owner::Node(n)) => {
-                        if !w.announcers.is_empty() && !w.announcers.contains(&n) {
-                            self.raise(FindingKind::WrongAnnouncer, ip, mac, At::of(obs), sink, || Ctx {
-                                node: Some(inv.owner_name(Owner::Node(n))),
-                                ..Ctx::of(look)
-                            });
-                        }
-                    }
-                    _ => {
-                        if !inv.allowed(mac, ip) {
-                            self.raise(FindingKind::ForeignMac, ip, mac, At::of(obs), sink, || Ctx::of(look));
-                        }
-                    }
-                },
-                Role::Node | Role::Host => {
-                    if inv.owner(mac) != w.owner && !inv.allowed(mac, ip) {
-                        self.raise(FindingKind::NodeIpConflict, ip, mac, At::of(obs), sink, || Ctx {
-                            node: w.owner.map(|o| inv.owner_name(o)),
-                            ..Ctx::of(look)
-                        });
-                    }
-                }
-                Role::Pool => {}
-            },
-            Lookup::Pool(_) => {
-                // A node claiming a pool address is a fresh assignment the inventory has not seen yet.
-                if !matches!(inv.owner(mac), Some(Owner::Node(_))) && !inv.allowed(mac, ip) {
-                    self.raise(FindingKind::PoolSquatter, ip, mac, At::of(obs), sink, || Ctx::of(look));
-                }
-            }
-            Lookup::Unwatched => {
-                if !inv.track_all {
-                    return;
-                }
-            }
+        if matches!(look, Lookup::Unwatched) && !inv.track_all {
+            return;
+        }
+        if let Some((kind, node)) = claim_verdict(inv, look, ip, mac) {
+            self.raise(kind, ip, mac, At::of(obs), sink, || Ctx { node, ..Ctx::of(look) });
         }
         if obs.eth_src != mac
             && matches!(obs.kind, FrameKind::Request | FrameKind::Reply | FrameKind::Gratuitous)
@@ -420,22 +463,46 @@ impl Detector {
     fn probe(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {
         let ip = IpKey::from(obs.target_ip);
         let look = inv.lookup(ip);
-        let mac = obs.sender_mac;
-        let owner = match look {
-            Lookup::Unwatched => return,
-            Lookup::Watched(w) => w.owner,
-            Lookup::Pool(_) => None,
-        };
-        match inv.owner(mac) {
-            // Nodes probe: l2watch itself does, on every node.
-            Some(Owner::Node(_)) => return,
-            Some(o) if Some(o) == owner => return,
-            _ => {}
+        if probe_verdict(inv, look, ip, obs.sender_mac) {
+            self.raise(FindingKind::ForeignProbe, ip, obs.sender_mac, At::of(obs), sink, || Ctx::of(look));
         }
-        if inv.allowed(mac, ip) {
-            return;
+    }
+
+    /// Re-judges the active findings against a new inventory: a conflict the new inventory explains
+    /// (the claiming node is the announcer now, the MAC is allow-listed, the pool address was
+    /// assigned) clears at once; the others take the new context (Service, pool, role). Per-IP state
+    /// learns which addresses are watched now, so eviction follows the new inventory.
+    pub fn reconcile(&mut self, inv: &Inventory, sink: &mut impl Sink) {
+        self.findings.retain(|key, f| {
+            let look = inv.lookup(key.ip);
+            let holds = match f.kind {
+                FindingKind::ForeignMac
+                | FindingKind::WrongAnnouncer
+                | FindingKind::NodeIpConflict
+                | FindingKind::PoolSquatter => {
+                    claim_verdict(inv, look, key.ip, key.mac).is_some_and(|(k, _)| k == f.kind)
+                }
+                FindingKind::ForeignProbe => probe_verdict(inv, look, key.ip, key.mac),
+                // Two MACs of one node are one responder.
+                FindingKind::MultipleResponders => {
+                    f.other_mac.is_none_or(|o| responder(inv, o) != responder(inv, key.mac))
+                }
+                _ => true,
+            };
+            if !holds {
+                sink.cleared(f);
+                return false;
+            }
+            let ctx = Ctx::of(look);
+            f.role = ctx.role;
+            f.service = ctx.service;
+            f.pool = ctx.pool;
+            true
+        });
+        for (ip, s) in self.ips.iter_mut() {
+            s.watched = matches!(inv.lookup(*ip), Lookup::Watched(_));
         }
-        self.raise(FindingKind::ForeignProbe, ip, mac, At::of(obs), sink, || Ctx::of(look));
+        self.pinned_full = false;
     }
 
     /// The state for `ip`, created if there is room (making room by evicting the least recently seen
@@ -547,7 +614,8 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observation::Observation;
+    use crate::monitor::finding::NoSink;
+    use crate::wire::observation::Observation;
     use std::net::Ipv4Addr;
 
     fn claim(ip: u32, mac: u64, t: u64) -> Observation {
@@ -575,13 +643,13 @@ mod tests {
         let mut peak = [0usize; 2];
         // The benchmark's random flood: every frame a new IP and a new MAC.
         let mut frames = Vec::new();
-        let mut out = crate::synth::Emitter::new(|t: u64, f: &[u8]| frames.push((t, f.to_vec())));
-        crate::synth::flood(&mut out, &mut crate::synth::SplitMix64::new(1), 300_000);
+        let mut out = crate::wire::synth::Emitter::new(|t: u64, f: &[u8]| frames.push((t, f.to_vec())));
+        crate::wire::synth::flood(&mut out, &mut crate::wire::synth::SplitMix64::new(1), 300_000);
         let half = frames.len() / 2;
         for (i, (t, f)) in frames.iter().enumerate() {
-            let meta = crate::decode::FrameMeta { time: Timestamp(*t), ..Default::default() };
-            if let crate::decode::Decoded::Frame(o) =
-                crate::decode::decode(crate::decode::LinkType::Ethernet, f, &meta)
+            let meta = crate::wire::decode::FrameMeta { time: Timestamp(*t), ..Default::default() };
+            if let crate::wire::decode::Decoded::Frame(o) =
+                crate::wire::decode::decode(crate::wire::decode::LinkType::Ethernet, f, &meta)
             {
                 d.observe(&o, &inv, &mut NoSink);
             }
@@ -628,7 +696,7 @@ mod tests {
             "inventory:\n  nodes: [{name: a, macs: ['02:00:00:00:00:01', '02:00:00:00:00:02']}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
         )
         .unwrap();
-        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
         let mut d = Detector::new(DetectConfig::default());
         let ip: IpAddr = "10.0.0.5".parse().unwrap();
         let at = |t: u64| At { time: Timestamp(t), frame: 0, vlans: Vlans::default(), interface: 0 };
@@ -676,7 +744,7 @@ mod tests {
             "inventory:\n  pools: [{name: p, addresses: [10.0.0.0/8]}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
         )
         .unwrap();
-        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
         let mut d = Detector::new(DetectConfig { max_tracked_ips: 64, ..DetectConfig::default() });
         d.observe(&claim(0x0a00_0005, 1, 1), &inv, &mut NoSink);
         // A flood of squatters on pool addresses, many more than the table holds.
@@ -698,7 +766,7 @@ mod tests {
             ips.join(", ")
         );
         let cfg = crate::config::Config::parse(std::path::Path::new("t"), &yaml).unwrap();
-        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
         let mut d = Detector::new(DetectConfig { max_tracked_ips: 16, ..DetectConfig::default() });
         for i in 1..=20u32 {
             d.observe(&claim(0x0a00_0000 + i, u64::from(i), u64::from(i)), &inv, &mut NoSink);

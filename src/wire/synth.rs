@@ -1,11 +1,11 @@
 //! Synthetic LAN traffic: the realistic and flood workloads used by the benchmarks (`cargo bench`,
 //! `examples/gencap.rs`) and by load tests. Deterministic for a seed; frames are built with
-//! [`crate::frame`] into one reused buffer and handed to a callback, so nothing is held in memory.
+//! [`crate::wire::frame`] into one reused buffer and handed to a callback, so nothing is held in memory.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::frame::{self, ArpSpec, NdSpec};
-use crate::mac::Mac;
+use crate::wire::frame::{self, ArpSpec, NdSpec};
+use crate::wire::mac::Mac;
 
 /// Capture time of the first frame (ns since the epoch): 2023-11-14.
 pub const START_NANOS: u64 = 1_700_000_000 * 1_000_000_000;

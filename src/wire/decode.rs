@@ -13,8 +13,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::mac::Mac;
-use crate::observation::{FrameKind, Observation, Timestamp};
+use crate::wire::mac::Mac;
+use crate::wire::observation::{FrameKind, Observation, Timestamp};
 
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -129,7 +129,7 @@ pub enum SkipReason {
     /// The sender IP cannot be claimed: multicast, 255.255.255.255, or 0.0.0.0 outside an
     /// RFC 5227 probe; a multicast IPv6 solicitation source.
     BadSenderIp,
-    /// More than [`Vlans::MAX`](crate::observation::Vlans::MAX) VLAN tags.
+    /// More than [`Vlans::MAX`](crate::wire::observation::Vlans::MAX) VLAN tags.
     TooManyVlans,
     /// ND message whose IPv6 hop limit is not 255 (RFC 4861: it may have crossed a router).
     BadHopLimit,

@@ -12,7 +12,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{PcapError, TsResolution};
 
-use crate::observation::Timestamp;
+use crate::wire::observation::Timestamp;
 
 /// One frame as the file holds it.
 #[derive(Debug, Clone, Copy)]

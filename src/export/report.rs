@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::analyze::{Analysis, split_interface};
-use crate::decode::SkipReason;
-use crate::finding::{Finding, Severity};
+use crate::capture::replay::link_type_name;
 use crate::inventory::Inventory;
-use crate::observation::{FrameKind, Timestamp};
-use crate::replay::link_type_name;
-use crate::vendor::Vendors;
+use crate::monitor::detect::Detector;
+use crate::monitor::finding::{Finding, Severity};
+use crate::monitor::tally::{Analysis, split_interface};
+use crate::wire::decode::SkipReason;
+use crate::wire::observation::{FrameKind, Timestamp};
+use crate::wire::vendor::Vendors;
 
 /// The JSON schema identifier; bumped only on incompatible changes.
 pub const SCHEMA: &str = "l2watch.findings/v1";
@@ -82,12 +83,16 @@ pub struct FindingJson {
     pub last_frame: u64,
     /// Pieces of evidence.
     pub count: u64,
+    /// What happened, for people.
+    pub description: String,
+    /// What to do about a finding of this kind.
+    pub advice: &'static str,
 }
 
 impl FindingJson {
     /// From a finding; `source` names where its first evidence came from.
     pub fn new(f: &Finding, active: bool, source: String, vendors: &Vendors) -> FindingJson {
-        let unanswered = f.kind == crate::finding::FindingKind::Unanswered;
+        let unanswered = f.kind == crate::monitor::finding::FindingKind::Unanswered;
         FindingJson {
             kind: f.kind.as_str(),
             severity: f.severity().as_str(),
@@ -111,6 +116,8 @@ impl FindingJson {
             first_frame: f.first_frame,
             last_frame: f.last_frame,
             count: f.count,
+            description: f.describe(),
+            advice: f.kind.advice(),
         }
     }
 }
@@ -258,7 +265,7 @@ fn source_of(a: &Analysis, interface: u16) -> String {
 }
 
 /// Builds the JSON report.
-pub fn to_json(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> ReportJson {
+pub fn to_json(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Vendors) -> ReportJson {
     let findings = sorted(a);
     let mut by_severity: BTreeMap<&'static str, u64> =
         [Severity::Info, Severity::Warning, Severity::Critical].iter().map(|s| (s.as_str(), 0)).collect();
@@ -273,8 +280,7 @@ pub fn to_json(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> ReportJson {
             continue;
         }
         let ip = f.ip.to_string();
-        let macs = a
-            .detector
+        let macs = detector
             .history(f.ip)
             .unwrap_or(&[])
             .iter()
@@ -291,7 +297,7 @@ pub fn to_json(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> ReportJson {
             .collect();
         ips.push(IpJson { ip, severity: f.severity().as_str(), macs });
     }
-    let stats = a.detector.stats();
+    let stats = detector.stats();
     ReportJson {
         schema: SCHEMA,
         files: a
@@ -332,14 +338,14 @@ pub fn to_json(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> ReportJson {
             highest_severity: highest,
             by_severity,
             findings_omitted: a.findings_omitted,
-            tracked_ips: a.detector.tracked_ips(),
+            tracked_ips: detector.tracked_ips(),
             evicted: stats.evicted(),
             exit_status: exit_status(a),
         },
     }
 }
 
-fn file_error(f: &crate::analyze::FileOutcome) -> Option<String> {
+fn file_error(f: &crate::monitor::tally::FileOutcome) -> Option<String> {
     let mut parts: Vec<String> = f.error.iter().cloned().collect();
     for (lt, n) in &f.unsupported {
         parts.push(format!(
@@ -352,8 +358,8 @@ fn file_error(f: &crate::analyze::FileOutcome) -> Option<String> {
 }
 
 /// Renders the report for people.
-pub fn to_text(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> String {
-    let j = to_json(a, inv, vendors);
+pub fn to_text(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Vendors) -> String {
+    let j = to_json(a, detector, inv, vendors);
     let mut out = String::new();
     let decoded: u64 = j.frames.by_kind.values().sum();
     let malformed: u64 = j.frames.malformed.values().sum();
@@ -398,7 +404,10 @@ pub fn to_text(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> String {
             if what.is_empty() { String::new() } else { format!("  ({})", what.trim()) }
         );
         for f in &mine {
-            let _ = writeln!(out, "  {:<8} {:<20} {}", f.severity.to_uppercase(), f.kind, describe(f));
+            let _ = writeln!(out, "  {:<8} {:<20} {}", f.severity.to_uppercase(), f.kind, f.description);
+            if f.severity != "info" && f.active {
+                let _ = writeln!(out, "           {:<20} what to do: {}", "", f.advice);
+            }
             let _ = writeln!(
                 out,
                 "           {:<20} {} time(s), frames {}..{}, {} .. {}{}{}",
@@ -477,26 +486,4 @@ pub fn to_text(a: &Analysis, inv: &Inventory, vendors: &Vendors) -> String {
         j.summary.exit_status
     );
     out
-}
-
-fn describe(f: &FindingJson) -> String {
-    let other = f.other_mac.as_deref().unwrap_or("?");
-    let node = f.node.as_deref().unwrap_or("?");
-    match f.kind {
-        "foreign_mac" => format!("{} (not a cluster node, not allow-listed) claims this service IP", f.mac),
-        "wrong_announcer" => format!("node {node} ({}) claims it but is not its announcer", f.mac),
-        "multiple_responders" => format!("{} and {other} both answer for it", f.mac),
-        "pool_squatter" => format!("{} (outside the cluster) uses this unassigned pool address", f.mac),
-        "node_ip_conflict" => format!("{} claims the address of {node}", f.mac),
-        "foreign_probe" => format!("{} probes for it (RFC 5227 / DAD): it is about to take it", f.mac),
-        "mac_changed" => format!(
-            "now {} (was {other}){}{}",
-            f.mac,
-            if f.flip_flop { ", flip flop back to an earlier MAC" } else { ", a new MAC" },
-            if f.expected { ", expected: announcer change" } else { "" }
-        ),
-        "eth_sha_mismatch" => format!("ARP sender {} sent from Ethernet source {other}", f.mac),
-        "unanswered" => "nobody answers probes for this service IP".to_owned(),
-        _ => f.mac.clone(),
-    }
 }

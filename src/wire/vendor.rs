@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::mac::Mac;
+use crate::wire::mac::Mac;
 
 /// Where Debian's `ieee-data` puts the registries: MA-L (24-bit), MA-M (28-bit), MA-S and IAB (36-bit).
 pub const DEFAULT_FILES: [&str; 4] = [

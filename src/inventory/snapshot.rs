@@ -1,80 +1,13 @@
-//! The inventory: which IPs are watched, who is expected to answer for each, which MACs belong to
-//! cluster nodes, and the allow-list. It is an immutable snapshot: sources (the static config now, the
-//! Kubernetes API later) build a new one and swap it in; the per-frame path only reads it.
+//! The immutable inventory snapshot and its lookups (read per frame: no lock, no allocation).
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{self, Config, ConfigError, InventorySource, MacPattern, Registry, ServiceName, Track};
-use crate::iprange::{IpKey, IpRange};
-use crate::mac::Mac;
-
-/// The role of a watched IP (DESIGN.md "Inventory").
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// A LoadBalancer IP assigned to a Service.
-    Service,
-    /// A cluster node's own address.
-    Node,
-    /// A known machine outside the cluster (gateway, DNS server).
-    Host,
-    /// An address from the IP registry that no Service has (yet).
-    Registry,
-    /// An unassigned address of a pool.
-    Pool,
-}
-
-impl Role {
-    /// Every role, in label order.
-    pub const ALL: [Role; 5] = [Role::Service, Role::Node, Role::Host, Role::Registry, Role::Pool];
-
-    /// The `role` label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Service => "service",
-            Role::Node => "node",
-            Role::Host => "host",
-            Role::Registry => "registry",
-            Role::Pool => "pool",
-        }
-    }
-}
-
-/// A node or known host.
-#[derive(Debug, Clone)]
-pub struct Machine {
-    /// Its name.
-    pub name: Arc<str>,
-    /// The MACs it answers with.
-    pub macs: Vec<Mac>,
-    /// Its own IPs.
-    pub ips: Vec<IpAddr>,
-}
-
-/// A LoadBalancer Service.
-#[derive(Debug, Clone)]
-pub struct Service {
-    /// `namespace/name`.
-    pub name: Arc<ServiceName>,
-    /// Assigned IPs.
-    pub ips: Vec<IpAddr>,
-    /// The announcing node, when known. `None`: any node may announce.
-    pub announcer: Option<Arc<str>>,
-    /// The pool it came from.
-    pub pool: Option<Arc<str>>,
-}
-
-/// An address pool.
-#[derive(Debug, Clone)]
-pub struct Pool {
-    /// Its name.
-    pub name: Arc<str>,
-    /// Its ranges.
-    pub ranges: Vec<IpRange>,
-}
+use super::{Allowed, Machine, Parts, Pool, Role, Service, ServiceName, ThisHost};
+use crate::wire::iprange::{IpKey, IpRange};
+use crate::wire::mac::Mac;
 
 /// Who a MAC belongs to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -100,17 +33,6 @@ pub struct Watched {
     pub pool: Option<Arc<str>>,
 }
 
-/// One allow-list entry, compiled.
-#[derive(Debug, Clone)]
-pub struct Allowed {
-    /// Which MACs.
-    pub mac: MacPattern,
-    /// Which addresses; empty means any.
-    pub ips: Vec<IpRange>,
-    /// Why.
-    pub note: String,
-}
-
 /// The immutable inventory snapshot.
 #[derive(Debug, Default, Clone)]
 pub struct Inventory {
@@ -124,8 +46,18 @@ pub struct Inventory {
     pub pools: Vec<Pool>,
     /// The allow-list.
     pub allow: Vec<Allowed>,
+    /// The IP registry: the address each Service is expected to have.
+    pub registry: Vec<(Arc<ServiceName>, IpAddr)>,
     /// Whether per-IP history is kept for every address, not only watched ones.
     pub track_all: bool,
+    /// What did not fit together while building (a MAC given to two machines, an unknown announcer).
+    pub warnings: Vec<String>,
+    /// This host's node, by index in `nodes`.
+    pub this_node: Option<u32>,
+    /// The MACs this host answers ARP with, sorted.
+    pub own_macs: Vec<Mac>,
+    /// Addresses this host holds on its LAN interfaces, sorted.
+    pub local_addresses: Vec<IpAddr>,
     watched: FxHashMap<IpKey, Watched>,
     macs: FxHashMap<Mac, Owner>,
     allow_exact: FxHashMap<Mac, Vec<u32>>,
@@ -133,113 +65,136 @@ pub struct Inventory {
     pool_ranges: Vec<(IpRange, u32)>,
 }
 
+/// Joins machines listed more than once under one name (a node from the API and from the config).
+fn merge_machines(list: Vec<Machine>) -> Vec<Machine> {
+    let mut out: Vec<Machine> = Vec::with_capacity(list.len());
+    let mut at: FxHashMap<Arc<str>, usize> = FxHashMap::default();
+    for m in list {
+        match at.get(&m.name) {
+            Some(&i) => {
+                let t = &mut out[i];
+                for mac in m.macs {
+                    if !t.macs.contains(&mac) {
+                        t.macs.push(mac);
+                    }
+                }
+                for ip in m.ips {
+                    if !t.ips.contains(&ip) {
+                        t.ips.push(ip);
+                    }
+                }
+            }
+            None => {
+                at.insert(m.name.clone(), out.len());
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 impl Inventory {
     /// An empty inventory: nothing watched, every address tracked (arpwatch mode).
     pub fn none() -> Inventory {
-        Inventory { track_all: true, ..Inventory::default() }
+        Inventory::build(Parts { track_all: true, ..Parts::default() }, None)
     }
 
-    /// Builds the static inventory from a config (and its registry, if any). `path` is the config
-    /// file, for error messages.
-    pub fn from_config(
-        path: &Path,
-        config: &Config,
-        registry: Option<&Registry>,
-    ) -> Result<Inventory, ConfigError> {
-        let inv = &config.inventory;
-        let mut b = Inventory::default();
-        let has_static = !(inv.nodes.is_empty()
-            && inv.hosts.is_empty()
-            && inv.pools.is_empty()
-            && inv.services.is_empty());
-        let use_static = match inv.source {
-            InventorySource::Static => true,
-            InventorySource::None => false,
-            InventorySource::Auto => has_static,
+    /// Joins the sources' parts and this host into a snapshot. Contradictions do not fail the build:
+    /// the first word wins and the rest is in [`Inventory::warnings`].
+    pub fn build(parts: Parts, this: Option<&ThisHost>) -> Inventory {
+        let Parts { nodes, hosts, mut services, pools, registry, allow, track_all } = parts;
+        let mut inv = Inventory {
+            nodes: merge_machines(nodes),
+            hosts: merge_machines(hosts),
+            pools,
+            allow,
+            track_all,
+            ..Inventory::default()
         };
-        if use_static {
-            for (list, target, what) in
-                [(&inv.nodes, &mut b.nodes, "node"), (&inv.hosts, &mut b.hosts, "host")]
-            {
-                for m in list {
-                    if target.iter().any(|x: &Machine| *x.name == *m.value.name) {
-                        return Err(config::invalid(
-                            path,
-                            &m.referenced,
-                            format!("{what} {:?} is listed twice", m.value.name),
+        // A MAC that belongs to two machines would make every verdict about it arbitrary: the first
+        // (nodes before hosts) keeps it.
+        let mut warnings = Vec::new();
+        for (is_node, list) in [(true, &mut inv.nodes), (false, &mut inv.hosts)] {
+            for (i, m) in list.iter_mut().enumerate() {
+                let owner = if is_node { Owner::Node(i as u32) } else { Owner::Host(i as u32) };
+                m.macs.retain(|mac| match inv.macs.get(mac) {
+                    Some(_) => {
+                        warnings.push(format!(
+                            "MAC {mac} of {} {:?} also belongs to another node or host; it is kept for the first",
+                            if is_node { "node" } else { "host" },
+                            m.name
                         ));
+                        false
                     }
-                    target.push(Machine {
-                        name: m.value.name.as_str().into(),
-                        macs: m.value.macs.clone(),
-                        ips: m.value.ips.clone(),
-                    });
-                }
-            }
-            for p in &inv.pools {
-                b.pools.push(Pool { name: p.name.as_str().into(), ranges: p.addresses.clone() });
-            }
-            for s in &inv.services {
-                let s_ = &s.value;
-                if let Some(a) = &s_.announcer
-                    && !b.nodes.iter().any(|n| *n.name == **a)
-                {
-                    return Err(config::invalid(
-                        path,
-                        &s.referenced,
-                        format!("service {} names announcer {a:?}, which is not in inventory.nodes", s_.name),
-                    ));
-                }
-                b.services.push(Service {
-                    name: Arc::new(s_.name.clone()),
-                    ips: s_.ips.clone(),
-                    announcer: s_.announcer.as_deref().map(Arc::from),
-                    pool: s_.pool.as_deref().map(Arc::from),
+                    None => {
+                        inv.macs.insert(*mac, owner);
+                        true
+                    }
                 });
             }
-            // A MAC that belongs to two machines would make every verdict about it arbitrary.
-            for (list, what) in [(&inv.nodes, "node"), (&inv.hosts, "host")] {
-                for m in list {
-                    for mac in &m.value.macs {
-                        let owners = b.nodes.iter().chain(&b.hosts).filter(|x| x.macs.contains(mac)).count();
-                        if owners > 1 {
-                            return Err(config::invalid(
-                                path,
-                                &m.referenced,
-                                format!(
-                                    "MAC {mac} of {what} {:?} also belongs to another node or host",
-                                    m.value.name
-                                ),
-                            ));
-                        }
-                    }
+        }
+        if let Some(this) = this {
+            inv.add_this_host(this, &mut warnings);
+        }
+        for s in &mut services {
+            if let Some(a) = &s.announcer
+                && !inv.nodes.iter().any(|n| n.name == *a)
+            {
+                warnings.push(format!(
+                    "Service {} is announced from {a:?}, which is not a known node; any node may answer for it",
+                    s.name
+                ));
+            }
+        }
+        inv.services = services;
+        let mut seen = rustc_hash::FxHashSet::default();
+        inv.registry = registry
+            .into_iter()
+            .filter(|(name, _)| seen.insert(name.clone()))
+            .map(|(name, ip)| {
+                let shared = inv.services.iter().find(|s| *s.name == name).map(|s| s.name.clone());
+                (shared.unwrap_or_else(|| Arc::new(name)), ip)
+            })
+            .collect();
+        inv.warnings = warnings;
+        inv.index();
+        inv
+    }
+
+    /// Adds this host's MACs to its node (created if the sources do not list it), so its own replies
+    /// and probes are recognised as a node's. A MAC the sources give to another machine stays theirs.
+    fn add_this_host(&mut self, this: &ThisHost, warnings: &mut Vec<String>) {
+        let idx = match self.nodes.iter().position(|n| n.name == this.node) {
+            Some(i) => i,
+            None => {
+                self.nodes.push(Machine { name: this.node.clone(), macs: Vec::new(), ips: Vec::new() });
+                self.nodes.len() - 1
+            }
+        };
+        for &mac in &this.macs {
+            match self.macs.get(&mac) {
+                Some(&Owner::Node(i)) if i as usize == idx => {}
+                Some(&other) => warnings.push(format!(
+                    "MAC {mac} of this host is given to {:?} by the inventory; keeping the inventory's word",
+                    self.owner_name(other)
+                )),
+                None => {
+                    self.macs.insert(mac, Owner::Node(idx as u32));
+                    self.nodes[idx].macs.push(mac);
                 }
             }
         }
-        for a in &config.allow {
-            b.allow.push(Allowed { mac: a.mac, ips: a.ips.clone(), note: a.note.clone() });
-        }
-        b.track_all = match config.detect.track {
-            Track::All => true,
-            Track::Watched => false,
-            Track::Auto => !use_static,
-        };
-        b.index(registry);
-        Ok(b)
+        self.this_node = Some(idx as u32);
+        self.own_macs = this.macs.clone();
+        self.own_macs.sort_unstable();
+        self.own_macs.dedup();
+        self.local_addresses = this.addresses.clone();
+        self.local_addresses.sort_unstable();
+        self.local_addresses.dedup();
     }
 
     /// Builds the lookup tables. Called once per snapshot, never per frame.
-    fn index(&mut self, registry: Option<&Registry>) {
-        for (i, n) in self.nodes.iter().enumerate() {
-            for m in &n.macs {
-                self.macs.insert(*m, Owner::Node(i as u32));
-            }
-        }
-        for (i, h) in self.hosts.iter().enumerate() {
-            for m in &h.macs {
-                self.macs.insert(*m, Owner::Host(i as u32));
-            }
-        }
+    fn index(&mut self) {
         for (i, p) in self.pools.iter().enumerate() {
             for r in &p.ranges {
                 self.pool_ranges.push((*r, i as u32));
@@ -294,13 +249,13 @@ impl Inventory {
                 }
             }
         }
-        if let Some(reg) = registry {
-            for (name, ip) in &reg.entries {
+        {
+            for (name, ip) in &self.registry {
                 let key = IpKey::from(*ip);
                 if self.watched.contains_key(&key) {
                     continue;
                 }
-                let svc = self.services.iter().find(|s| *s.name == *name);
+                let svc = self.services.iter().find(|s| s.name == *name);
                 let announcers = svc
                     .and_then(|s| s.announcer.as_ref())
                     .and_then(|a| self.nodes.iter().position(|n| n.name == *a))
@@ -311,7 +266,7 @@ impl Inventory {
                     key,
                     Watched {
                         role: Role::Registry,
-                        service: Some(Arc::new(name.clone())),
+                        service: Some(name.clone()),
                         announcers,
                         owner: None,
                         pool,
@@ -410,34 +365,11 @@ impl Inventory {
         counts
     }
 
-    /// Adds this host's MACs to the node called `name`, or adds that node, so the node's own replies and
-    /// probes are recognised as a node's. Returns the node's index and the MACs left out because the
-    /// inventory gives them to another machine (the config wins; the caller says so).
-    pub fn add_self(&mut self, name: &str, macs: &[Mac]) -> (u32, Vec<(Mac, Arc<str>)>) {
-        let idx = match self.nodes.iter().position(|n| &*n.name == name) {
-            Some(i) => i,
-            None => {
-                self.nodes.push(Machine { name: name.into(), macs: Vec::new(), ips: Vec::new() });
-                self.nodes.len() - 1
-            }
-        };
-        let mut conflicts = Vec::new();
-        for &mac in macs {
-            match self.macs.get(&mac) {
-                Some(&Owner::Node(i)) if i as usize == idx => {}
-                Some(&other) => conflicts.push((mac, self.owner_name(other))),
-                None => {
-                    self.macs.insert(mac, Owner::Node(idx as u32));
-                    self.nodes[idx].macs.push(mac);
-                }
-            }
-        }
-        (idx as u32, conflicts)
-    }
-
     /// Whether there is any inventory at all (nodes, hosts, pools, services, registry).
     pub fn is_empty(&self) -> bool {
-        self.watched.is_empty() && self.pools.is_empty() && self.nodes.is_empty()
+        self.watched.is_empty()
+            && self.pools.is_empty()
+            && (0..self.nodes.len()).all(|i| Some(i as u32) == self.this_node)
     }
 }
 
@@ -455,11 +387,14 @@ pub enum Lookup<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Registry};
+    use crate::inventory::ThisHost;
+    use std::path::Path;
 
     fn inv(yaml: &str) -> Inventory {
         let p = Path::new("t.yaml");
         let c = Config::parse(p, yaml).unwrap();
-        Inventory::from_config(p, &c, None).unwrap()
+        c.static_inventory(p, None).unwrap()
     }
 
     const BASE: &str = "inventory:\n  nodes:\n    - {name: worker-1, macs: [\"52:54:00:6b:3c:01\"], ips: [192.168.1.11]}\n    - {name: worker-2, macs: [\"52:54:00:6b:3c:02\", \"52:54:00:6b:3c:12\"], ips: [192.168.1.12]}\n  hosts:\n    - {name: gateway, macs: [\"00:26:0b:31:07:33\"], ips: [192.168.1.1]}\n  pools:\n    - {name: first-pool, addresses: [192.168.1.240/28]}\n  services:\n    - {name: web/nginx, ips: [192.168.1.240], announcer: worker-2}\n    - {name: web/api, ips: [192.168.1.241]}\nallow:\n  - {mac: \"00:00:5e:00:01:00/40\", ips: [192.168.1.1], note: VRRP}\n";
@@ -498,7 +433,7 @@ mod tests {
         let p = Path::new("t.yaml");
         let c = Config::parse(p, BASE).unwrap();
         let r = Registry::parse(p, "web/nginx: 192.168.1.245\nweb/api: 192.168.1.241\n").unwrap();
-        let i = Inventory::from_config(p, &c, Some(&r)).unwrap();
+        let i = c.static_inventory(p, Some(&r)).unwrap();
         let Lookup::Watched(w) = i.lookup(k("192.168.1.245")) else { panic!() };
         assert_eq!((w.role, w.announcers.as_slice()), (Role::Registry, &[1][..]));
         assert!(matches!(i.lookup(k("192.168.1.241")), Lookup::Watched(w) if w.role == Role::Service));
@@ -508,10 +443,10 @@ mod tests {
     fn contradictions_are_rejected_with_a_location() {
         let p = Path::new("t.yaml");
         let c = Config::parse(p, "inventory:\n  nodes:\n    - {name: a}\n  services:\n    - {name: x/y, ips: [10.0.0.1], announcer: b}\n").unwrap();
-        let e = Inventory::from_config(p, &c, None).unwrap_err().to_string();
+        let e = c.static_inventory(p, None).unwrap_err().to_string();
         assert!(e.starts_with("t.yaml:5:7: ") && e.contains("announcer \"b\""), "{e}");
         let c = Config::parse(p, "inventory:\n  nodes:\n    - {name: a, macs: [\"02:00:00:00:00:01\"]}\n    - {name: b, macs: [\"02:00:00:00:00:01\"]}\n").unwrap();
-        let e = Inventory::from_config(p, &c, None).unwrap_err().to_string();
+        let e = c.static_inventory(p, None).unwrap_err().to_string();
         assert!(e.contains("02:00:00:00:00:01"), "{e}");
     }
 
@@ -519,5 +454,48 @@ mod tests {
     fn empty_config_tracks_everything() {
         let i = inv("");
         assert!(i.track_all && i.is_empty());
+    }
+
+    #[test]
+    fn sources_merge_and_contradictions_become_warnings() {
+        let m = |s: &str| s.parse::<Mac>().unwrap();
+        let node = |name: &str, macs: &[&str], ips: &[&str]| Machine {
+            name: name.into(),
+            macs: macs.iter().map(|s| m(s)).collect(),
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+        };
+        let mut svc = Service::assigned("web/nginx".parse().unwrap(), vec!["10.0.0.100".parse().unwrap()]);
+        svc.announcer = Some("ghost".into());
+        let parts = Parts {
+            // The same node from two sources, and a MAC given to a node and a host.
+            nodes: vec![
+                node("a", &["02:00:00:00:00:01"], &["10.0.0.1"]),
+                node("a", &["02:00:00:00:00:02"], &[]),
+            ],
+            hosts: vec![node("gw", &["02:00:00:00:00:02"], &["10.0.0.254"])],
+            services: vec![svc],
+            ..Parts::default()
+        };
+        let me = ThisHost {
+            node: "b".into(),
+            macs: vec![m("02:00:00:00:00:01"), m("02:00:00:00:00:0b")],
+            addresses: vec![],
+        };
+        let inv = Inventory::build(parts, Some(&me));
+        assert_eq!(inv.nodes.len(), 2, "{:?}", inv.nodes);
+        assert_eq!(inv.nodes[0].macs.len(), 2);
+        assert_eq!(inv.owner(m("02:00:00:00:00:02")), Some(Owner::Node(0)));
+        // This host is node b; the MAC the sources give to node a stays a's.
+        assert_eq!(inv.this_node, Some(1));
+        assert_eq!(inv.owner(m("02:00:00:00:00:0b")), Some(Owner::Node(1)));
+        assert_eq!(inv.owner(m("02:00:00:00:00:01")), Some(Owner::Node(0)));
+        let w = inv.warnings.join("\n");
+        assert!(w.contains("02:00:00:00:00:02") && w.contains("\"gw\""), "{w}");
+        assert!(w.contains("02:00:00:00:00:01") && w.contains("this host"), "{w}");
+        assert!(w.contains("ghost"), "{w}");
+        assert_eq!(inv.warnings.len(), 3, "{w}");
+        // An unknown announcer opens the address to every node rather than failing the build.
+        let Lookup::Watched(w) = inv.lookup(k("10.0.0.100")) else { panic!() };
+        assert!(w.announcers.is_empty());
     }
 }

@@ -1,5 +1,10 @@
 //! Command-line interface: argument parsing and the commands' glue. `main.rs` only calls [`run`].
 
+pub mod analyze;
+pub mod capture_loop;
+pub mod run;
+pub mod scan;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -7,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, InventorySource, Registry};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Parts};
 
 /// Layer 2 conflict monitor for bare-metal Kubernetes clusters using MetalLB in layer2 mode.
 #[derive(Debug, Parser)]
@@ -82,9 +87,10 @@ pub enum Command {
         /// Do not send probes: passive monitoring only.
         #[arg(long)]
         no_probe: bool,
-        /// Log level: error, warn, info, debug or trace.
-        #[arg(long, value_name = "LEVEL", default_value = "info")]
-        log_level: tracing::Level,
+        /// Log filter: a level (error, warn, info, debug, trace) or `RUST_LOG`-style directives such
+        /// as `info,l2watch=debug`. Default: `$RUST_LOG`, else `info`.
+        #[arg(long, value_name = "FILTER")]
+        log_level: Option<String>,
     },
     /// Probe address ranges once (RFC 5227 / DAD) and list who answers: for choosing a safe pool.
     ///
@@ -92,7 +98,7 @@ pub enum Command {
     Scan {
         /// CIDRs (10.0.0.240/28), ranges (10.0.0.240-10.0.0.250) or single addresses; IPv4 or IPv6.
         #[arg(required = true, value_name = "RANGE")]
-        ranges: Vec<crate::iprange::IpRange>,
+        ranges: Vec<crate::wire::iprange::IpRange>,
         /// Config file: names nodes, hosts and allow-listed MACs in the report.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
@@ -122,8 +128,8 @@ fn node_name(flag: Option<String>, config: &Config) -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Loads the config (or defaults), its registry, and builds the inventory.
-pub fn load(config: Option<&Path>, inventory: Option<InventoryFlag>) -> anyhow::Result<(Config, Inventory)> {
+/// Loads the config (or defaults) and its registry: what they know of the inventory.
+pub fn load(config: Option<&Path>, inventory: Option<InventoryFlag>) -> anyhow::Result<(Config, Parts)> {
     let mut cfg = match config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -140,22 +146,38 @@ pub fn load(config: Option<&Path>, inventory: Option<InventoryFlag>) -> anyhow::
         None => None,
     };
     let path = config.unwrap_or(Path::new("(defaults)"));
-    let inv = Inventory::from_config(path, &cfg, registry.as_ref())?;
-    Ok((cfg, inv))
+    let parts = cfg.inventory_parts(path, registry.as_ref())?;
+    Ok((cfg, parts))
+}
+
+/// Logs go to stderr, filtered by `--log-level`, else `$RUST_LOG`, else `info`.
+fn init_logging(flag: Option<&str>) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let filter = match flag {
+        Some(f) => EnvFilter::try_new(f).with_context(|| format!("--log-level {f:?}: not a log filter"))?,
+        None => match std::env::var("RUST_LOG") {
+            Ok(f) if !f.trim().is_empty() => {
+                EnvFilter::try_new(&f).with_context(|| format!("RUST_LOG={f:?}: not a log filter"))?
+            }
+            _ => EnvFilter::new("info"),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
 }
 
 /// Runs the command; returns the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run { config, interface, listen, node_name: node, inventory, no_probe, log_level } => {
-            use std::io::IsTerminal as _;
-            tracing_subscriber::fmt()
-                .with_max_level(log_level)
-                .with_target(false)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr)
-                .init();
-            let (mut cfg, inv) = load(config.as_deref(), inventory)?;
+            init_logging(log_level.as_deref())?;
+            let (mut cfg, parts) = load(config.as_deref(), inventory)?;
             if no_probe {
                 cfg.probe.enabled = false;
             }
@@ -166,28 +188,33 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 || cfg.node_name.is_some()
                 || std::env::var("NODE_NAME").is_ok_and(|n| !n.is_empty());
             let node = node_name(node, &cfg);
-            crate::daemon::start(cfg, inv, &node, named, interface)
+            crate::cmd::run::start(cfg, parts, &node, named, interface)
         }
         Command::Scan { ranges, config, interface, rounds, rate, wait, format } => {
-            let (cfg, inv) = load(config.as_deref(), None)?;
-            let ips = crate::scan::addresses(&ranges).map_err(anyhow::Error::msg)?;
-            let sys = crate::netif::Sys::default();
-            let names = crate::daemon::interfaces(interface, &cfg, &sys)?;
-            let mut rings =
-                crate::daemon::open_rings(&sys, &names, &crate::daemon::ring_config(cfg.capture.ring_mib))?;
-            let own: Vec<crate::mac::Mac> = sys.answering_macs(&[])?.into_iter().map(|(_, m)| m).collect();
+            let (cfg, parts) = load(config.as_deref(), None)?;
+            let inv = Inventory::build(parts, None);
+            let ips = crate::cmd::scan::addresses(&ranges).map_err(anyhow::Error::msg)?;
+            let sys = crate::capture::netif::Sys::default();
+            let names = crate::capture::open::interfaces(interface, &cfg.capture.interfaces, &sys)?;
+            let ring_config = crate::capture::open::ring_config(cfg.capture.ring_mib);
+            let mut rings = crate::capture::open::open_rings(&sys, &names, &ring_config)?;
+            let own: Vec<crate::wire::mac::Mac> =
+                sys.answering_macs(&[])?.into_iter().map(|(_, m)| m).collect();
             if !(0.0..=60.0).contains(&wait) {
                 anyhow::bail!("--wait must be 0 to 60 seconds");
             }
-            let opts =
-                crate::scan::ScanOptions { rounds, rate, wait: std::time::Duration::from_secs_f64(wait) };
-            let (vendors, _) = crate::vendor::Vendors::load(&cfg.oui_files);
+            let opts = crate::cmd::scan::ScanOptions {
+                rounds,
+                rate,
+                wait: std::time::Duration::from_secs_f64(wait),
+            };
+            let (vendors, _) = crate::wire::vendor::Vendors::load(&cfg.oui_files);
             let mut local = sys.local_v4();
             local.extend(sys.local_v6(&cfg.capture.exclude));
-            let mut report = crate::scan::sweep(&mut rings, &ips, &opts, &inv, &own, &vendors, &local)?;
+            let mut report = crate::cmd::scan::sweep(&mut rings, &ips, &opts, &inv, &own, &vendors, &local)?;
             report.ranges = ranges.iter().map(ToString::to_string).collect();
             let text = match format {
-                Format::Text => crate::scan::to_text(&report),
+                Format::Text => crate::cmd::scan::to_text(&report),
                 Format::Json => serde_json::to_string_pretty(&report)? + "\n",
             };
             std::io::stdout()
@@ -198,18 +225,22 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(i32::from(report.conflicts > 0))
         }
         Command::Analyze { files, config, format, inventory } => {
-            let (cfg, inv) = load(config.as_deref(), inventory)?;
-            let (vendors, _) = crate::vendor::Vendors::load(&cfg.oui_files);
-            let analysis = crate::analyze::analyze(&files, &inv, cfg.detect.clone());
-            let status = crate::report::exit_status(&analysis);
+            let (cfg, parts) = load(config.as_deref(), inventory)?;
+            let inv = Inventory::build(parts, None);
+            let (vendors, _) = crate::wire::vendor::Vendors::load(&cfg.oui_files);
+            let (analysis, detector) = crate::cmd::analyze::analyze(&files, &inv, cfg.detect.clone());
+            let status = crate::export::report::exit_status(&analysis);
             let mut out = std::io::stdout().lock();
             match format {
-                Format::Text => out.write_all(crate::report::to_text(&analysis, &inv, &vendors).as_bytes()),
-                Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &crate::report::to_json(&analysis, &inv, &vendors))
-                        .map_err(std::io::Error::other)
-                        .and_then(|()| out.write_all(b"\n"))
-                }
+                Format::Text => out.write_all(
+                    crate::export::report::to_text(&analysis, &detector, &inv, &vendors).as_bytes(),
+                ),
+                Format::Json => serde_json::to_writer_pretty(
+                    &mut out,
+                    &crate::export::report::to_json(&analysis, &detector, &inv, &vendors),
+                )
+                .map_err(std::io::Error::other)
+                .and_then(|()| out.write_all(b"\n")),
             }
             .or_else(|e| {
                 // A reader that stops early (`| head`) is not an error of ours.
@@ -224,7 +255,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                     eprintln!(
                         "l2watch: error: {}: link type {lt} ({}) is not supported: {n} frames skipped",
                         f.path.display(),
-                        crate::replay::link_type_name(*lt)
+                        crate::capture::replay::link_type_name(*lt)
                     );
                 }
             }

@@ -9,14 +9,51 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
+use serde::Deserialize;
 
-use crate::config::ProbeConfig;
-use crate::detect::MAX_MACS_PER_IP;
 use crate::inventory::{Inventory, Lookup, Role};
-use crate::iprange::IpKey;
-use crate::mac::Mac;
-use crate::observation::Timestamp;
-use crate::synth::SplitMix64;
+use crate::monitor::detect::MAX_MACS_PER_IP;
+use crate::wire::iprange::IpKey;
+use crate::wire::mac::Mac;
+use crate::wire::observation::Timestamp;
+use crate::wire::synth::SplitMix64;
+
+/// The `probe:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Send RFC 5227 probes at all. Off: passive monitoring only (a switched LAN hides most conflicts).
+    pub enabled: bool,
+    /// How often each service, node, host and registry address is probed (with +-10% jitter).
+    #[serde(with = "crate::humane::duration")]
+    pub interval: Duration,
+    /// How often each unassigned pool address is probed.
+    #[serde(with = "crate::humane::duration")]
+    pub pool_interval: Duration,
+    /// How long replies to one probe count towards its round.
+    #[serde(with = "crate::humane::duration")]
+    pub reply_window: Duration,
+    /// At most this many probe frames per second, over all addresses and interfaces.
+    pub rate: u32,
+    /// A service address is `unanswered` after this many silent rounds in a row.
+    pub unanswered_after: u32,
+    /// Unassigned pool addresses beyond this many are not probed (an IPv6 /64 pool is not sweepable).
+    pub max_pool_addresses: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            pool_interval: Duration::from_secs(300),
+            reply_window: Duration::from_secs(1),
+            rate: 100,
+            unanswered_after: 3,
+            max_pool_addresses: 4096,
+        }
+    }
+}
 
 /// Why an address is probed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,7 +369,7 @@ mod tests {
 
     fn inventory(yaml: &str) -> Inventory {
         let cfg = Config::parse(Path::new("t.yaml"), yaml).unwrap();
-        Inventory::from_config(Path::new("t.yaml"), &cfg, None).unwrap()
+        cfg.static_inventory(Path::new("t.yaml"), None).unwrap()
     }
 
     fn cfg() -> ProbeConfig {
@@ -503,7 +540,7 @@ mod tests {
         let reg = "inventory:\n  services: [{name: ns/web, ips: [10.0.0.100]}]\n";
         let cfg = Config::parse(Path::new("t.yaml"), reg).unwrap();
         let registry = crate::config::Registry::parse(Path::new("r"), "ns/planned: 10.0.0.101\n").unwrap();
-        let inv = Inventory::from_config(Path::new("t.yaml"), &cfg, Some(&registry)).unwrap();
+        let inv = cfg.static_inventory(Path::new("t.yaml"), Some(&registry)).unwrap();
         let mut p = Prober::new(ProbeConfig { interval: Duration::from_secs(2), ..cfg_default() }, 5);
         let base = 1_700_000_000 * S;
         p.set_targets(&inv, Timestamp(base));

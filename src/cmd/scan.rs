@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::capture::{Readiness, Ring, wait};
-use crate::decode::{self, Decoded, LinkType};
-use crate::frame::{ArpSpec, NdSpec, write_arp, write_nd};
 use crate::inventory::{Inventory, Owner};
-use crate::iprange::{IpKey, IpRange};
-use crate::mac::Mac;
+use crate::wire::decode::{self, Decoded, LinkType};
+use crate::wire::frame::{ArpSpec, NdSpec, write_arp, write_nd};
+use crate::wire::iprange::{IpKey, IpRange};
+use crate::wire::mac::Mac;
 
 /// Most addresses one scan probes.
 pub const MAX_ADDRESSES: u128 = 65_536;
@@ -145,7 +145,7 @@ pub fn who(inv: &Inventory, own: &[Mac], mac: Mac, ip: IpAddr) -> Who {
 struct Replies {
     first_probe: BTreeMap<IpAddr, Option<Instant>>,
     seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Option<Duration>)>>,
-    ready: [Readiness; crate::daemon::MAX_INTERFACES],
+    ready: [Readiness; crate::capture::open::MAX_INTERFACES],
 }
 
 impl Replies {
@@ -209,7 +209,7 @@ pub fn sweep(
     opts: &ScanOptions,
     inv: &Inventory,
     own: &[Mac],
-    vendors: &crate::vendor::Vendors,
+    vendors: &crate::wire::vendor::Vendors,
     local: &[IpAddr],
 ) -> Result<ScanReport, crate::capture::CaptureError> {
     let mut replies = Replies {
@@ -348,7 +348,7 @@ mod tests {
             "inventory:\n  nodes: [{name: n1, macs: ['02:00:00:00:00:01']}]\n  hosts: [{name: gw, macs: ['02:00:00:00:00:02']}]\nallow: [{mac: '00:00:5e:00:01:00/40', note: vrrp}]\n",
         )
         .unwrap();
-        let inv = Inventory::from_config(std::path::Path::new("t"), &cfg, None).unwrap();
+        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let own = [Mac([2, 0, 0, 0, 0, 9])];
         assert_eq!(who(&inv, &own, Mac([2, 0, 0, 0, 0, 9]), ip), Who::ThisHost);

@@ -1,0 +1,7 @@
+//! What leaves the process: Prometheus metrics (and their bounds), the HTTP endpoint, reports, logs.
+
+pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod report;
+pub mod shared;
