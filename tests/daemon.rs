@@ -85,6 +85,11 @@ fn setup_yaml(yaml: String, extra_args: &[&str]) -> Env {
 }
 
 fn setup_turn(yaml: String, extra_args: &[&str], turn: Turn) -> Env {
+    setup_files(yaml, &[], extra_args, turn)
+}
+
+/// Like [`setup_turn`], with more files (a registry, say) beside the config.
+fn setup_files(yaml: String, files: &[(&str, &str)], extra_args: &[&str], turn: Turn) -> Env {
     let mut lan = Lan::new();
     let a = lan.host("nodea", MAC_A, "10.77.0.11/24");
     let b = lan.host("nodeb", MAC_B, "10.77.0.12/24");
@@ -95,6 +100,9 @@ fn setup_turn(yaml: String, extra_args: &[&str], turn: Turn) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l2watch.yaml");
     std::fs::write(&path, yaml).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let config = path.to_str().unwrap().to_owned();
     let mut env =
         Env { lan, a, b, foreign, _client: client, scrape, daemon: None, _dir: dir, config, _turn: turn };
@@ -136,6 +144,10 @@ impl Env {
 }
 
 /// The value of the series of `name` whose labels include every `label="value"` pair given.
+fn p_logs_contain(env: &Env, what: &str) -> bool {
+    env.daemon.as_ref().is_some_and(|p| p.logs().contains(what))
+}
+
 fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (series, v) = l.rsplit_once(' ')?;
@@ -563,7 +575,9 @@ fn interface_that_disappears_is_reported_and_reopened_without_restart() {
 
 #[test]
 fn metrics_pass_promtool_and_endpoints_answer() {
-    let env = setup(None, &[]);
+    // The registry expects web/nginx on .101: IP drift, from the inventory alone.
+    let yaml = format!("registry: registry.yaml\n{}", config(None, ""));
+    let env = setup_files(yaml, &[("registry.yaml", "web/nginx: 10.77.0.101\n")], &[], turn(false));
     env.foreign.add_addr("eth0", &format!("{VIP}/32"));
     wait_for(INTERVAL * 3, "conflict and responder series to check too", || {
         let m = env.metrics();
@@ -594,6 +608,7 @@ fn metrics_pass_promtool_and_endpoints_answer() {
         "l2watch_conflict_active",
         "l2watch_ip_responders",
         "l2watch_service_info",
+        "l2watch_service_ip_drift",
         "l2watch_watched_ips",
         "l2watch_inventory_synced",
         "l2watch_series_evicted_total",
@@ -608,6 +623,22 @@ fn metrics_pass_promtool_and_endpoints_answer() {
     assert_eq!(f["schema"], "l2watch.findings/v1");
     assert_eq!(f["files"][0]["path"], "eth0");
     assert!(f["summary"]["by_severity"]["critical"].as_u64().unwrap() >= 1);
+    let drift = [
+        ("namespace", "web"),
+        ("service", "nginx"),
+        ("expected_ip", "10.77.0.101"),
+        ("actual_ip", VIP),
+        ("source", "registry"),
+    ];
+    assert_eq!(value(&m, "l2watch_service_ip_drift", &drift), Some(1.0), "{m}");
+    let d = f["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "ip_drift")
+        .expect("ip_drift in /findings");
+    assert_eq!((d["expected_ip"].as_str(), d["actual_ip"].as_str()), (Some("10.77.0.101"), Some(VIP)), "{d}");
+    assert!(p_logs_contain(&env, "ip_drift"));
     // SIGTERM: a clean exit, status 0.
     let p = env.daemon.as_ref().unwrap();
     let status = p.stop();

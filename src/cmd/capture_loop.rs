@@ -406,7 +406,7 @@ impl CaptureLoop {
         self.monitor.expire(t, &mut self.log);
         self.shared.metrics.sync_findings(
             &mut self.book,
-            self.monitor.detector(),
+            self.monitor.findings(),
             &self.vendors,
             self.max_series,
         );

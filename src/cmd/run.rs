@@ -163,7 +163,8 @@ pub fn start(
         interfaces: names.len(),
         seed: t0.0 ^ u64::from(std::process::id()),
     };
-    let monitor = Monitor::new(settings, inv, t0);
+    let mut log = crate::export::log::FindingLog::default();
+    let monitor = Monitor::new(settings, inv, t0, &mut log);
     if let Some(p) = monitor.prober() {
         tracing::info!(
             addresses = p.len(),

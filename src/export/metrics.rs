@@ -7,6 +7,7 @@
 //! are removed first and counted in `l2watch_series_evicted_total`.
 
 use std::fs;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{
@@ -15,11 +16,15 @@ use prometheus::{
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::inventory::Inventory;
-use crate::monitor::detect::Detector;
-use crate::monitor::finding::{FindingKey, FindingKind, Severity};
+use crate::inventory::{Inventory, ServiceName};
+use crate::monitor::finding::{Detail, Finding, FindingKey, FindingKind, Severity};
 use crate::wire::decode::SkipReason;
 use crate::wire::observation::FrameKind;
+
+/// The `namespace` and `service` labels of a finding (empty for addresses that are not a Service's).
+fn service_labels(f: &Finding) -> (&str, &str) {
+    f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()))
+}
 
 /// Every metric l2watch exports, registered in one registry.
 pub struct Metrics {
@@ -37,6 +42,10 @@ pub struct Metrics {
     ip_unanswered: IntGaugeVec,
     ip_mac_changes: IntCounterVec,
     service_info: IntGaugeVec,
+    service_drift: IntGaugeVec,
+    service_ip_changes: IntCounterVec,
+    service_ignored: IntGaugeVec,
+    service_announcer_changes: IntCounterVec,
     watched_ips: IntGaugeVec,
     inventory_synced: IntGaugeVec,
     series_evicted: IntCounter,
@@ -103,14 +112,29 @@ enum Family {
     IpResponders,
     IpUnanswered,
     IpMacChanges,
+    ServiceDrift,
+    ServiceIgnored,
+    ServiceIpChanges,
+    ServiceAnnouncerChanges,
 }
+
+impl Family {
+    /// Gauges that say something is wrong now: removed when it is over, evicted last.
+    fn is_state(self) -> bool {
+        matches!(self, Family::ConflictActive | Family::ServiceDrift | Family::ServiceIgnored)
+    }
+}
+
+/// Which finding a published count belongs to.
+type PublishedKey = (FindingKey, Option<Arc<ServiceName>>);
 
 /// The LAN-controlled series that exist, with when each was last updated.
 #[derive(Default)]
 pub struct SeriesBook {
     series: FxHashMap<(Family, Vec<String>), u64>,
     tick: u64,
-    published: FxHashMap<FindingKey, (u64, u64)>,
+    /// Per finding (a Service's findings also by Service): first seen and count last published.
+    published: FxHashMap<PublishedKey, (u64, u64)>,
     suppressed: FxHashSet<FindingKey>,
     scratch: Vec<u64>,
 }
@@ -213,6 +237,26 @@ impl Metrics {
                 "1 for every LoadBalancer IP of a Service, with its announcer and pool.",
                 &["namespace", "service", "ip", "announcer", "pool"],
             )?,
+            service_drift: gauge(
+                "l2watch_service_ip_drift",
+                "1 while a Service's IP differs from the one it requested or the IP registry gives (actual_ip empty: pending).",
+                &["namespace", "service", "expected_ip", "actual_ip", "source"],
+            )?,
+            service_ip_changes: counter(
+                "l2watch_service_ip_changes_total",
+                "Times a Service's assigned IP changed.",
+                &["namespace", "service"],
+            )?,
+            service_ignored: gauge(
+                "l2watch_service_ignored_annotation",
+                "1 while a Service carries a MetalLB-looking annotation key MetalLB does not read.",
+                &["namespace", "service", "key", "expected_key"],
+            )?,
+            service_announcer_changes: counter(
+                "l2watch_service_announcer_changes_total",
+                "Times the node announcing a Service changed.",
+                &["namespace", "service"],
+            )?,
             watched_ips: gauge("l2watch_watched_ips", "Addresses watched, by role.", &["role"])?,
             inventory_synced: gauge(
                 "l2watch_inventory_synced",
@@ -270,13 +314,15 @@ impl Metrics {
         self.inventory_synced.with_label_values(&[source]).set(1);
     }
 
-    /// Brings the finding series in line with the detector's active findings: `l2watch_conflict_active`
-    /// for warning and critical findings, `l2watch_foreign_mac_replies_total` and
-    /// `l2watch_ip_mac_changes_total` from the growth of each finding's evidence count.
-    pub fn sync_findings(
+    /// Brings the finding series in line with the active findings: `l2watch_conflict_active` for
+    /// warning and critical findings about frames, the Service gauges (drift, ignored annotations)
+    /// for those about the inventory, and the counters (`l2watch_foreign_mac_replies_total`,
+    /// `l2watch_ip_mac_changes_total`, the Service change counters) from the growth of each
+    /// finding's evidence count.
+    pub fn sync_findings<'a>(
         &self,
         book: &mut SeriesBook,
-        detector: &Detector,
+        findings: impl Iterator<Item = &'a Finding> + Clone,
         vendors: &crate::wire::vendor::Vendors,
         max_series: usize,
     ) {
@@ -286,8 +332,10 @@ impl Metrics {
         // and oldest first: more active findings than that must not make the published set (and the
         // alerts on it) churn from one tick to the next.
         let budget = max_series - max_series / 4;
-        let mut conflicts: Vec<&crate::monitor::finding::Finding> =
-            detector.findings().filter(|f| f.severity() >= Severity::Warning).collect();
+        let mut conflicts: Vec<&Finding> = findings
+            .clone()
+            .filter(|f| f.severity() >= Severity::Warning && !f.kind.from_inventory())
+            .collect();
         let mut suppressed = FxHashSet::default();
         if conflicts.len() > budget {
             conflicts.sort_by_key(|f| (std::cmp::Reverse(f.severity()), f.first_seen, f.ip, f.mac, f.kind));
@@ -300,34 +348,61 @@ impl Metrics {
             conflicts.truncate(budget);
         }
         book.suppressed = suppressed;
-        let conflict_labels: Vec<Vec<String>> = conflicts
+        let mut states: Vec<(Family, Vec<String>)> = conflicts
             .iter()
             .map(|f| {
-                let (ns, svc) =
-                    f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
+                let (ns, svc) = service_labels(f);
                 let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
-                vec![f.kind.as_str().to_owned(), f.ip.to_string(), mac, ns.into(), svc.into()]
+                (
+                    Family::ConflictActive,
+                    vec![f.kind.as_str().to_owned(), f.ip.to_string(), mac, ns.into(), svc.into()],
+                )
             })
             .collect();
-        // A conflict that is no longer active loses its series (DESIGN: removed when cleared), before
-        // new series are admitted: they should not compete with the dead for room.
-        let alive: FxHashSet<&Vec<String>> = conflict_labels.iter().collect();
-        book.series.retain(|(family, labels), _| {
-            let keep = *family != Family::ConflictActive || alive.contains(labels);
+        for f in findings.clone() {
+            let (ns, svc) = service_labels(f);
+            match f.detail.as_deref() {
+                Some(Detail::Drift { source, expected, actual, .. }) => states.push((
+                    Family::ServiceDrift,
+                    vec![
+                        ns.into(),
+                        svc.into(),
+                        expected.to_string(),
+                        actual.map(|a| a.to_string()).unwrap_or_default(),
+                        source.as_str().into(),
+                    ],
+                )),
+                Some(Detail::Ignored { key, expected_key }) => states.push((
+                    Family::ServiceIgnored,
+                    vec![ns.into(), svc.into(), key.to_string(), expected_key.to_string()],
+                )),
+                _ => {}
+            }
+        }
+        // A state that is over loses its series (DESIGN: removed when cleared), before new series are
+        // admitted: they should not compete with the dead for room.
+        let alive: FxHashSet<&(Family, Vec<String>)> = states.iter().collect();
+        book.series.retain(|key, _| {
+            let keep = !key.0.is_state() || alive.contains(key);
             if !keep {
-                let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let _ = self.conflict_active.remove_label_values(&refs);
+                self.remove(key.0, &key.1);
             }
             keep
         });
-        for labels in &conflict_labels {
-            self.admit(book, Family::ConflictActive, labels, tick, max_series);
-            self.conflict_active.with_label_values(labels).set(1);
+        for (family, labels) in &states {
+            self.admit(book, *family, labels, tick, max_series);
+            self.gauge(*family).with_label_values(labels).set(1);
         }
         let mut published = std::mem::take(&mut book.published);
         let mut next = FxHashMap::default();
-        for f in detector.findings() {
-            let key = f.key();
+        for f in findings {
+            // A Service finding is the Service's, whatever IP it is filed under now.
+            let key = if f.kind.from_inventory() {
+                let ip = crate::wire::iprange::IpKey::from(std::net::IpAddr::from([0u8; 4]));
+                (FindingKey { kind: f.kind, ip, mac: f.mac }, f.service.clone())
+            } else {
+                (f.key(), None)
+            };
             let (first, seen) = published.remove(&key).unwrap_or((f.first_seen.0, 0));
             // A finding that cleared and came back starts counting from 1 again.
             let delta = if first == f.first_seen.0 { f.count.saturating_sub(seen) } else { f.count };
@@ -335,23 +410,58 @@ impl Metrics {
             if delta == 0 {
                 continue;
             }
-            let (ns, svc) = f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()));
-            match f.kind {
+            let (ns, svc) = service_labels(f);
+            let (family, labels) = match f.kind {
                 FindingKind::ForeignMac => {
                     let vendor = vendors.lookup(f.mac).unwrap_or_default().to_owned();
-                    let labels = vec![f.ip.to_string(), f.mac.to_string(), vendor, ns.into(), svc.into()];
-                    self.admit(book, Family::ForeignReplies, &labels, tick, max_series);
-                    self.foreign_replies.with_label_values(&labels).inc_by(delta);
+                    (
+                        Family::ForeignReplies,
+                        vec![f.ip.to_string(), f.mac.to_string(), vendor, ns.into(), svc.into()],
+                    )
                 }
                 FindingKind::MacChanged => {
-                    let labels = vec![f.ip.to_string(), f.expected.to_string()];
-                    self.admit(book, Family::IpMacChanges, &labels, tick, max_series);
-                    self.ip_mac_changes.with_label_values(&labels).inc_by(delta);
+                    (Family::IpMacChanges, vec![f.ip.to_string(), f.expected.to_string()])
                 }
-                _ => {}
-            }
+                FindingKind::IpChanged => (Family::ServiceIpChanges, vec![ns.into(), svc.into()]),
+                FindingKind::AnnouncerChanged => {
+                    (Family::ServiceAnnouncerChanges, vec![ns.into(), svc.into()])
+                }
+                _ => continue,
+            };
+            self.admit(book, family, &labels, tick, max_series);
+            self.counter(family).with_label_values(&labels).inc_by(delta);
         }
         book.published = next;
+    }
+
+    fn gauge(&self, family: Family) -> &IntGaugeVec {
+        match family {
+            Family::ServiceDrift => &self.service_drift,
+            Family::ServiceIgnored => &self.service_ignored,
+            Family::IpResponders => &self.ip_responders,
+            Family::IpUnanswered => &self.ip_unanswered,
+            _ => &self.conflict_active,
+        }
+    }
+
+    fn counter(&self, family: Family) -> &IntCounterVec {
+        match family {
+            Family::ForeignReplies => &self.foreign_replies,
+            Family::ServiceIpChanges => &self.service_ip_changes,
+            Family::ServiceAnnouncerChanges => &self.service_announcer_changes,
+            _ => &self.ip_mac_changes,
+        }
+    }
+
+    fn remove(&self, family: Family, labels: &[String]) {
+        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let _ = match family {
+            Family::ForeignReplies
+            | Family::IpMacChanges
+            | Family::ServiceIpChanges
+            | Family::ServiceAnnouncerChanges => self.counter(family).remove_label_values(&refs),
+            _ => self.gauge(family).remove_label_values(&refs),
+        };
     }
 
     /// Records a closed probe round for a watched address.
@@ -388,8 +498,7 @@ impl Metrics {
         // Evict down to 3/4 of the cap at once, so a flood does not pay a scan per series: counters
         // and probe gauges first, least recently updated first; active conflicts last. (An evicted
         // counter that comes back starts from 0, which Prometheus reads as a counter reset.)
-        let rank =
-            |family: Family, touched: u64| (u64::from(family == Family::ConflictActive) << 63) | touched;
+        let rank = |family: Family, touched: u64| (u64::from(family.is_state()) << 63) | touched;
         let target = max_series - max_series / 4;
         book.scratch.clear();
         book.scratch.extend(book.series.iter().map(|((family, _), touched)| rank(*family, *touched)));
@@ -401,14 +510,7 @@ impl Metrics {
                 return true;
             }
             removed += 1;
-            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-            let _ = match family {
-                Family::ForeignReplies => self.foreign_replies.remove_label_values(&refs),
-                Family::ConflictActive => self.conflict_active.remove_label_values(&refs),
-                Family::IpResponders => self.ip_responders.remove_label_values(&refs),
-                Family::IpUnanswered => self.ip_unanswered.remove_label_values(&refs),
-                Family::IpMacChanges => self.ip_mac_changes.remove_label_values(&refs),
-            };
+            self.remove(*family, labels);
             false
         });
         self.series_evicted.inc_by(removed as u64);
@@ -525,7 +627,7 @@ fn max_fds() -> Option<i64> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::monitor::detect::DetectConfig;
+    use crate::monitor::detect::{DetectConfig, Detector};
     use crate::monitor::finding::NoSink;
     use crate::wire::frame::{ArpSpec, write_arp};
     use crate::wire::mac::Mac;
@@ -600,17 +702,17 @@ mod tests {
         let mut book = SeriesBook::default();
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 1_000);
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 2_000);
-        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 100);
+        m.sync_findings(&mut book, det.findings(), &crate::wire::vendor::Vendors::default(), 100);
         let t = text(&m);
         let key = "{ip=\"10.0.0.5\",mac=\"02:00:00:00:01:09\",namespace=\"ns\",service=\"web\",vendor=\"locally administered\"}";
         assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 2")), "{t}");
         assert!(t.contains("l2watch_conflict_active{ip=\"10.0.0.5\",kind=\"foreign_mac\""), "{t}");
         claim(&mut det, &inv, [10, 0, 0, 5], 9, 3_000);
-        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 100);
+        m.sync_findings(&mut book, det.findings(), &crate::wire::vendor::Vendors::default(), 100);
         assert!(text(&m).contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
         // Hold time passes: the conflict series goes, the counter stays.
         det.expire(crate::wire::observation::Timestamp(3_000 + 601 * 1_000_000_000), &mut NoSink);
-        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 100);
+        m.sync_findings(&mut book, det.findings(), &crate::wire::vendor::Vendors::default(), 100);
         let t = text(&m);
         assert_eq!(series(&t, "l2watch_conflict_active"), 0, "{t}");
         assert!(t.contains(&format!("l2watch_foreign_mac_replies_total{key} 3")));
@@ -648,7 +750,7 @@ mod tests {
         for i in 0..100u8 {
             claim(&mut det, &inv, [10, 0, 0, i], i, 1_000 + u64::from(i));
         }
-        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 16);
+        m.sync_findings(&mut book, det.findings(), &crate::wire::vendor::Vendors::default(), 16);
         let first: Vec<String> = text(&m)
             .lines()
             .filter(|l| l.starts_with("l2watch_conflict_active{"))
@@ -668,7 +770,7 @@ mod tests {
         for i in 0..100u8 {
             claim(&mut det, &inv, [10, 0, 0, i], i, 5_000 + u64::from(i));
         }
-        m.sync_findings(&mut book, &det, &crate::wire::vendor::Vendors::default(), 16);
+        m.sync_findings(&mut book, det.findings(), &crate::wire::vendor::Vendors::default(), 16);
         let t = text(&m);
         let second: Vec<String> =
             t.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).map(str::to_owned).collect();
@@ -681,5 +783,49 @@ mod tests {
         let t = text(&m);
         assert_eq!(t.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).count(), 12);
         assert!(t.lines().filter(|l| l.starts_with("l2watch_ip_responders{")).count() <= 4);
+    }
+
+    #[test]
+    fn service_findings_have_gauges_and_counters_of_their_own() {
+        use crate::inventory::{IgnoredKey, Parts, Service};
+        use crate::monitor::drift::ServiceFindings;
+        use crate::wire::observation::Timestamp;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let snapshot = |assigned: &str, ignored: bool| {
+            let mut s = Service::assigned("ml/mlflow".parse().unwrap(), vec![ip(assigned)]);
+            s.requested = vec![ip("192.168.1.201")];
+            if ignored {
+                s.ignored = vec![IgnoredKey {
+                    key: "metallb.universe.tf/loadBalancer-ips".into(),
+                    expected_key: "metallb.universe.tf/loadBalancerIPs".into(),
+                }];
+            }
+            Inventory::build(Parts { services: vec![s], ..Parts::default() }, None)
+        };
+        let m = Metrics::new().unwrap();
+        let mut book = SeriesBook::default();
+        let mut t = ServiceFindings::default();
+        let vendors = crate::wire::vendor::Vendors::default();
+        let a = snapshot("192.168.1.215", true);
+        t.update(None, &a, Timestamp(1), &mut NoSink);
+        m.sync_findings(&mut book, t.iter(), &vendors, 100);
+        let out = text(&m);
+        assert!(out.contains("l2watch_service_ip_drift{actual_ip=\"192.168.1.215\",expected_ip=\"192.168.1.201\",namespace=\"ml\",service=\"mlflow\",source=\"requested\"} 1"), "{out}");
+        assert!(out.contains("l2watch_service_ignored_annotation{expected_key=\"metallb.universe.tf/loadBalancerIPs\",key=\"metallb.universe.tf/loadBalancer-ips\",namespace=\"ml\",service=\"mlflow\"} 1"), "{out}");
+        assert_eq!(series(&out, "l2watch_conflict_active"), 0, "Service findings are not LAN conflicts");
+        // Fixed: the gauges go, and the IP change is counted.
+        let b = snapshot("192.168.1.201", false);
+        t.update(Some(&a), &b, Timestamp(2), &mut NoSink);
+        m.sync_findings(&mut book, t.iter(), &vendors, 100);
+        let out = text(&m);
+        assert_eq!(series(&out, "l2watch_service_ip_drift"), 0, "{out}");
+        assert_eq!(series(&out, "l2watch_service_ignored_annotation"), 0, "{out}");
+        assert!(
+            out.contains("l2watch_service_ip_changes_total{namespace=\"ml\",service=\"mlflow\"} 1"),
+            "{out}"
+        );
+        t.update(Some(&b), &a, Timestamp(3), &mut NoSink);
+        m.sync_findings(&mut book, t.iter(), &vendors, 100);
+        assert!(text(&m).contains("l2watch_service_ip_changes_total{namespace=\"ml\",service=\"mlflow\"} 2"));
     }
 }

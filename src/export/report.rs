@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::capture::replay::link_type_name;
 use crate::inventory::Inventory;
 use crate::monitor::detect::Detector;
-use crate::monitor::finding::{Finding, Severity};
+use crate::monitor::finding::{Detail, Finding, Severity};
 use crate::monitor::tally::{Analysis, split_interface};
 use crate::wire::decode::SkipReason;
 use crate::wire::observation::{FrameKind, Timestamp};
@@ -46,9 +46,9 @@ pub struct FindingJson {
     pub severity: &'static str,
     /// Still active (evidence within the hold time) at the end of the input.
     pub active: bool,
-    /// The IP concerned.
-    pub ip: String,
-    /// The MAC concerned (empty for `unanswered`).
+    /// The IP concerned; null for a finding about a Service that has no IP.
+    pub ip: Option<String>,
+    /// The MAC concerned (empty for `unanswered` and findings about Services).
     pub mac: String,
     /// The MAC's vendor from the IEEE registries, when known (absent without a registry).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,6 +83,21 @@ pub struct FindingJson {
     pub last_frame: u64,
     /// Pieces of evidence.
     pub count: u64,
+    /// `ip_drift`: the IP the Service should have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_ip: Option<String>,
+    /// `ip_drift`: the IP it has (null while pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual_ip: Option<Option<String>>,
+    /// `ip_drift`: `requested` or `registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_source: Option<&'static str>,
+    /// `ignored_annotation`: the key MetalLB ignores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `ignored_annotation`: the key MetalLB reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_key: Option<String>,
     /// What happened, for people.
     pub description: String,
     /// What to do about a finding of this kind.
@@ -92,15 +107,29 @@ pub struct FindingJson {
 impl FindingJson {
     /// From a finding; `source` names where its first evidence came from.
     pub fn new(f: &Finding, active: bool, source: String, vendors: &Vendors) -> FindingJson {
-        let unanswered = f.kind == crate::monitor::finding::FindingKind::Unanswered;
+        // `unanswered` is about silence and Service findings about the inventory: no MAC is involved.
+        let no_mac = f.kind == crate::monitor::finding::FindingKind::Unanswered || f.kind.from_inventory();
+        let (mut expected_ip, mut actual_ip, mut drift_source, mut key, mut expected_key) =
+            (None, None, None, None, None);
+        match f.detail.as_deref() {
+            Some(Detail::Drift { source, expected, actual, .. }) => {
+                expected_ip = Some(expected.to_string());
+                actual_ip = Some(actual.map(|a| a.to_string()));
+                drift_source = Some(source.as_str());
+            }
+            Some(Detail::Ignored { key: k, expected_key: e }) => {
+                key = Some(k.to_string());
+                expected_key = Some(e.to_string());
+            }
+            _ => {}
+        }
         FindingJson {
             kind: f.kind.as_str(),
             severity: f.severity().as_str(),
             active,
-            ip: f.ip.to_string(),
-            // `unanswered` is about silence: no MAC is involved.
-            mac: if unanswered { String::new() } else { f.mac.to_string() },
-            vendor: if unanswered { None } else { vendors.lookup(f.mac).map(str::to_owned) },
+            ip: (!f.ip.is_unspecified()).then(|| f.ip.to_string()),
+            mac: if no_mac { String::new() } else { f.mac.to_string() },
+            vendor: if no_mac { None } else { vendors.lookup(f.mac).map(str::to_owned) },
             other_mac: f.other_mac.map(|m| m.to_string()),
             role: f.role.map(|r| r.as_str()),
             namespace: f.service.as_ref().map(|s| s.namespace.clone()),
@@ -116,6 +145,11 @@ impl FindingJson {
             first_frame: f.first_frame,
             last_frame: f.last_frame,
             count: f.count,
+            expected_ip,
+            actual_ip,
+            drift_source,
+            key,
+            expected_key,
             description: f.describe(),
             advice: f.kind.advice(),
         }
@@ -276,7 +310,7 @@ pub fn to_json(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Ven
     let mut ips: Vec<IpJson> = Vec::new();
     let mut listed = std::collections::HashSet::new();
     for (f, _) in &findings {
-        if !listed.insert(f.ip) {
+        if f.kind.from_inventory() || !listed.insert(f.ip) {
             continue;
         }
         let ip = f.ip.to_string();
@@ -385,7 +419,8 @@ pub fn to_text(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Ven
         let _ = writeln!(out, "No findings.");
     }
     for ip in &j.ips {
-        let mine: Vec<&FindingJson> = j.findings.iter().filter(|f| f.ip == ip.ip).collect();
+        let mine: Vec<&FindingJson> =
+            j.findings.iter().filter(|f| f.ip.as_deref() == Some(ip.ip.as_str())).collect();
         let first = mine[0];
         let mut what = String::new();
         if let Some(role) = first.role {

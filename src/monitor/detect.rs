@@ -323,7 +323,7 @@ impl Detector {
     }
 
     /// The active findings (unordered).
-    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> + Clone {
         self.findings.values()
     }
 
@@ -576,6 +576,7 @@ impl Detector {
             pool: c.pool,
             expected: c.expected,
             flip_flop: c.flip_flop,
+            detail: None,
             vlans: obs.vlans,
             interface: obs.interface,
             first_seen: obs.time,

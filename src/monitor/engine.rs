@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 
 use crate::inventory::{Inventory, Lookup, ServiceName};
 use crate::monitor::detect::{At, DetectConfig, Detector, MAX_MACS_PER_IP};
+use crate::monitor::drift::ServiceFindings;
 use crate::monitor::finding::{Finding, Sink};
 use crate::monitor::probe::{Class, ProbeConfig, Prober};
 use crate::wire::iprange::IpKey;
@@ -69,12 +70,16 @@ pub struct Monitor {
     unanswered_after: u32,
     /// Interface that rounds without a reply are attributed to.
     default_interface: u16,
+    /// Findings about Services, from the inventory alone.
+    services: ServiceFindings,
+    hold: Duration,
     closed: Vec<Closed>,
 }
 
 impl Monitor {
     /// A monitor watching `inv`, with the probe schedule spread over the next interval from `now`.
-    pub fn new(settings: Settings, inv: Arc<Inventory>, now: Timestamp) -> Monitor {
+    /// What the inventory alone shows (drift, ignored annotations) is raised into `sink` at once.
+    pub fn new(settings: Settings, inv: Arc<Inventory>, now: Timestamp, sink: &mut impl Sink) -> Monitor {
         let Settings { detect, probe, interfaces, seed } = settings;
         let unanswered_after = probe.unanswered_after;
         let prober = probe.enabled.then(|| {
@@ -84,7 +89,11 @@ impl Monitor {
             p.set_targets(&inv, now);
             p
         });
+        let mut services = ServiceFindings::default();
+        services.update(None, &inv, now, sink);
         Monitor {
+            hold: detect.hold,
+            services,
             detector: Detector::new(detect),
             prober,
             inv,
@@ -115,9 +124,9 @@ impl Monitor {
         self.prober.as_ref()
     }
 
-    /// The active findings (unordered).
-    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        self.detector.findings()
+    /// The active findings (unordered): about frames, then about Services.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> + Clone {
+        self.detector.findings().chain(self.services.iter())
     }
 
     /// Takes a new inventory snapshot: probe targets follow it (addresses kept keep their schedule),
@@ -129,6 +138,7 @@ impl Monitor {
         // A claim recorded for an address the new inventory no longer watches means nothing now.
         self.self_claims.retain(|ip, _| matches!(inv.lookup(*ip), Lookup::Watched(_)));
         self.detector.reconcile(&inv, sink);
+        self.services.update(Some(&self.inv), &inv, now, sink);
         self.inv = inv;
     }
 
@@ -256,6 +266,7 @@ impl Monitor {
     /// Clears findings whose hold time has passed by `now` (a quiet LAN sends no frames to do it).
     pub fn expire(&mut self, now: Timestamp, sink: &mut impl Sink) {
         self.detector.expire(now, sink);
+        self.services.expire(now, self.hold, sink);
     }
 }
 
@@ -363,7 +374,7 @@ mod tests {
     #[test]
     fn silence_is_unanswered_only_where_this_node_does_not_answer_itself() {
         // Node b announces; this node (a) probes and nobody answers: unanswered after 3 rounds.
-        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0), &mut NoSink);
         let rounds = run(&mut m, 0.0, 45.0, &[]);
         assert!(rounds.len() >= 4, "{rounds:?}");
         assert!(rounds.iter().any(|r| r.1 >= Some(3)));
@@ -373,13 +384,13 @@ mod tests {
         assert!(kinds(&m).is_empty(), "{:?}", kinds(&m));
 
         // This node is the announcer: it never answers its own probes, and never judges.
-        let mut m = Monitor::new(settings(), inventory(Some("a")), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(Some("a")), secs(0.0), &mut NoSink);
         let rounds = run(&mut m, 0.0, 45.0, &[]);
         assert!(rounds.iter().all(|r| r.1 == Some(0)), "{rounds:?}");
         assert!(kinds(&m).is_empty());
 
         // Announcer unknown, but this node was seen announcing the address going out: not judged.
-        let mut m = Monitor::new(settings(), inventory(None), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(None), secs(0.0), &mut NoSink);
         m.observe(&claim(A, secs(0.0), true), &mut NoSink);
         run(&mut m, 0.0, 45.0, &[]);
         assert!(kinds(&m).is_empty());
@@ -391,12 +402,12 @@ mod tests {
 
     #[test]
     fn two_devices_in_one_round_are_multiple_responders() {
-        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0), &mut NoSink);
         run(&mut m, 0.0, 12.0, &[B, FOREIGN]);
         let k = kinds(&m);
         assert!(k.contains(&FindingKind::MultipleResponders), "{k:?}");
         // Only answers to probes count: a gratuitous ARP from b in the window is not a responder.
-        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0), &mut NoSink);
         m.observe(&claim(B, secs(0.5), false), &mut NoSink);
         let rounds = run(&mut m, 0.0, 12.0, &[B]);
         assert!(rounds.iter().all(|r| r.0 == 1), "{rounds:?}");
@@ -405,7 +416,7 @@ mod tests {
     #[test]
     fn a_new_announcer_clears_wrong_announcer_at_once() {
         // a is the announcer; b claims the IP: wrong_announcer.
-        let mut m = Monitor::new(settings(), inventory(Some("a")), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(Some("a")), secs(0.0), &mut NoSink);
         m.observe(&claim(B, secs(1.0), false), &mut NoSink);
         assert!(kinds(&m).contains(&FindingKind::WrongAnnouncer));
         // The API now says b announces it (a failover the inventory caught up with): cleared now.
@@ -427,7 +438,7 @@ mod tests {
 
     #[test]
     fn own_answers_never_join_a_round_and_others_give_the_rtt() {
-        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0));
+        let mut m = Monitor::new(settings(), inventory(Some("b")), secs(0.0), &mut NoSink);
         // Open a round: the first probe goes out within one interval.
         let mut t = 0.0;
         let mut sent = false;

@@ -86,6 +86,18 @@ impl FindingKind {
         FindingKind::EthShaMismatch,
     ];
 
+    /// Whether findings of this kind come from the inventory (keyed by Service) rather than from
+    /// frames (keyed by IP and MAC). They have metrics of their own, not `l2watch_conflict_active`.
+    pub const fn from_inventory(self) -> bool {
+        matches!(
+            self,
+            FindingKind::IpDrift
+                | FindingKind::IgnoredAnnotation
+                | FindingKind::IpChanged
+                | FindingKind::AnnouncerChanged
+        )
+    }
+
     /// The name used in metrics, logs and reports.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -180,6 +192,62 @@ pub struct FindingKey {
     pub mac: Mac,
 }
 
+/// Where the IP a Service should have comes from.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum DriftSource {
+    /// What the Service asked for (an annotation or `spec.loadBalancerIP`).
+    Requested,
+    /// The IP registry file.
+    Registry,
+}
+
+impl DriftSource {
+    /// The `source` label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DriftSource::Requested => "requested",
+            DriftSource::Registry => "registry",
+        }
+    }
+}
+
+/// What a finding about a Service (rather than about frames) says.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Detail {
+    /// `ip_drift`: the Service should have `expected` but has `actual` (`None`: pending, no IP).
+    Drift {
+        /// Where `expected` comes from.
+        source: DriftSource,
+        /// The IP it should have.
+        expected: IpAddr,
+        /// The IP it has, of the same family, if any.
+        actual: Option<IpAddr>,
+        /// The annotation or field the request was read from (for `requested`).
+        from: Option<Arc<str>>,
+    },
+    /// `ignored_annotation`: `key` is not read by MetalLB; `expected_key` is.
+    Ignored {
+        /// The key as written.
+        key: Arc<str>,
+        /// The key MetalLB reads instead (empty when none is close).
+        expected_key: Arc<str>,
+    },
+    /// `ip_changed`: the assigned IPs went from `from` to `to`.
+    IpChanged {
+        /// Before.
+        from: Vec<IpAddr>,
+        /// After.
+        to: Vec<IpAddr>,
+    },
+    /// `announcer_changed`: the announcing node went from `from` to `to`.
+    AnnouncerChanged {
+        /// Before.
+        from: Arc<str>,
+        /// After.
+        to: Arc<str>,
+    },
+}
+
 /// One finding with its evidence.
 #[derive(Clone, Debug)]
 pub struct Finding {
@@ -205,6 +273,9 @@ pub struct Finding {
     pub expected: bool,
     /// `mac_changed`: the new MAC had claimed this IP before (a flip flop), rather than a new MAC.
     pub flip_flop: bool,
+    /// What the inventory says beyond frames (`ip_drift`, `ignored_annotation`, `ip_changed`,
+    /// `announcer_changed`).
+    pub detail: Option<Arc<Detail>>,
     /// VLAN tags of the first evidence.
     pub vlans: Vlans,
     /// Capture interface of the first evidence.
@@ -260,7 +331,39 @@ impl Finding {
             FindingKind::IpDrift
             | FindingKind::IgnoredAnnotation
             | FindingKind::IpChanged
-            | FindingKind::AnnouncerChanged => self.kind.advice().to_owned(),
+            | FindingKind::AnnouncerChanged => self.describe_detail(),
+        }
+    }
+
+    fn describe_detail(&self) -> String {
+        let list = |ips: &[IpAddr]| {
+            if ips.is_empty() {
+                "none".to_owned()
+            } else {
+                ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+            }
+        };
+        match self.detail.as_deref() {
+            Some(Detail::Drift { source, expected, actual, from }) => {
+                let why = match (source, from) {
+                    (DriftSource::Registry, _) => "the IP registry".to_owned(),
+                    (DriftSource::Requested, Some(f)) => format!("its request ({f})"),
+                    (DriftSource::Requested, None) => "its request".to_owned(),
+                };
+                match actual {
+                    Some(a) => format!("has {a} but {why} says {expected}"),
+                    None => format!("is pending (no IP) but {why} says {expected}"),
+                }
+            }
+            Some(Detail::Ignored { key, expected_key }) if expected_key.is_empty() => {
+                format!("annotation {key} is not read by MetalLB")
+            }
+            Some(Detail::Ignored { key, expected_key }) => {
+                format!("annotation {key} is not read by MetalLB (it reads {expected_key})")
+            }
+            Some(Detail::IpChanged { from, to }) => format!("IP changed from {} to {}", list(from), list(to)),
+            Some(Detail::AnnouncerChanged { from, to }) => format!("announcer changed from {from} to {to}"),
+            None => self.kind.advice().to_owned(),
         }
     }
 }
