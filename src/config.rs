@@ -428,6 +428,9 @@ impl Config {
         if p.interval > day || p.pool_interval > day {
             return fail("probe.interval and probe.pool_interval must be at most 24h".into());
         }
+        if d.announcer_grace > std::time::Duration::from_secs(3600) {
+            return fail("detect.announcer_grace must be at most 1h".into());
+        }
         if d.hold > 30 * day || d.flip_window > 30 * day {
             return fail("detect.hold and detect.flip_window must be at most 30 days".into());
         }

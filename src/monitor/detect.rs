@@ -57,6 +57,12 @@ pub struct DetectConfig {
     pub max_macs_per_ip: usize,
     /// At most this many findings are held at once.
     pub max_findings: usize,
+    /// With a live inventory (Kubernetes), a node claiming a Service IP it is not known to announce is
+    /// given this long for the API to catch up (a failover's gratuitous ARP usually comes before its
+    /// ServiceL2Status or Event), then judged by a probe round. Zero: judged at once (a static
+    /// inventory never catches up, and `analyze` replays history).
+    #[serde(with = "crate::humane::duration")]
+    pub announcer_grace: Duration,
 }
 
 impl Default for DetectConfig {
@@ -68,6 +74,7 @@ impl Default for DetectConfig {
             max_tracked_ips: 12_288,
             max_macs_per_ip: 4,
             max_findings: 1_024,
+            announcer_grace: Duration::from_secs(10),
         }
     }
 }
@@ -133,7 +140,25 @@ pub struct Detector {
     scratch: Vec<u64>,
     /// The per-IP table is full of addresses that may not be evicted.
     pinned_full: bool,
+    /// Grace in force for unexplained announcers (zero unless [`Detector::set_announcer_grace`]).
+    grace: Duration,
+    /// Nodes claiming a Service IP they are not known to announce, waiting for the grace to pass.
+    pending: FxHashMap<FindingKey, Pending>,
 }
+
+/// A `wrong_announcer` waiting for the API to catch up, or for a probe round to settle it.
+#[derive(Clone, Debug)]
+struct Pending {
+    /// When the grace is over.
+    due: Timestamp,
+    /// The latest claim.
+    at: At,
+    /// The claiming node.
+    node: Arc<str>,
+}
+
+/// Most claims waiting for their grace at once; more are judged at once.
+const MAX_PENDING: usize = 256;
 
 /// Context of a finding, built only when a finding is new (it clones `Arc`s).
 struct Ctx {
@@ -249,7 +274,61 @@ impl Detector {
             stats: Stats::default(),
             next_sweep: Timestamp(0),
             pinned_full: false,
+            grace: Duration::ZERO,
+            pending: FxHashMap::default(),
             cfg: DetectConfig { max_tracked_ips: cap_ips, max_findings: cap_findings, ..cfg },
+        }
+    }
+
+    /// Gives nodes that claim a Service IP they are not known to announce `grace` before they are
+    /// judged (see [`DetectConfig::announcer_grace`]); zero judges at once.
+    pub fn set_announcer_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// Addresses whose unexplained announcer has had its grace by `now`: each wants a probe round.
+    pub fn due_claims(&self, now: Timestamp) -> impl Iterator<Item = IpAddr> + '_ {
+        self.pending.iter().filter(move |(_, p)| p.due <= now).map(|(k, _)| k.ip.to_ip())
+    }
+
+    /// Settles the waiting claims of `ip` whose grace was over when a probe round was sent at `sent`:
+    /// a claiming node that still answers (`macs`) is `wrong_announcer` (an old announcer answering too
+    /// is `multiple_responders`, which [`Detector::probe_round`] raises); one that went quiet was a
+    /// blip. With `macs` as `None` (no probing), every claim past its grace is judged as it stands.
+    pub fn settle_claims(
+        &mut self,
+        ip: Option<IpAddr>,
+        macs: Option<&[Mac]>,
+        sent: Timestamp,
+        inv: &Inventory,
+        sink: &mut impl Sink,
+    ) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let ripe: Vec<(FindingKey, Pending)> = self
+            .pending
+            .iter()
+            .filter(|(k, p)| p.due <= sent && ip.is_none_or(|ip| k.ip == IpKey::from(ip)))
+            .map(|(k, p)| (*k, p.clone()))
+            .collect();
+        for (key, p) in ripe {
+            self.pending.remove(&key);
+            let look = inv.lookup(key.ip);
+            // The API caught up (or the node is no longer a node): nothing to say.
+            if claim_verdict(inv, look, key.ip, key.mac).is_none_or(|(k, _)| k != FindingKind::WrongAnnouncer)
+            {
+                continue;
+            }
+            let claimer = responder(inv, key.mac);
+            if macs.is_some_and(|m| !m.iter().any(|&m| responder(inv, m) == claimer)) {
+                continue;
+            }
+            let node = Some(p.node.clone());
+            self.raise(FindingKind::WrongAnnouncer, key.ip, key.mac, p.at, sink, || Ctx {
+                node,
+                ..Ctx::of(look)
+            });
         }
     }
 
@@ -355,7 +434,19 @@ impl Detector {
             return;
         }
         if let Some((kind, node)) = claim_verdict(inv, look, ip, mac) {
-            self.raise(kind, ip, mac, At::of(obs), sink, || Ctx { node, ..Ctx::of(look) });
+            let key = FindingKey { kind, ip, mac };
+            let wait = kind == FindingKind::WrongAnnouncer
+                && !self.grace.is_zero()
+                && !self.findings.contains_key(&key)
+                && (self.pending.len() < MAX_PENDING || self.pending.contains_key(&key));
+            match (wait, node) {
+                (true, Some(node)) => {
+                    let at = At::of(obs);
+                    let due = obs.time.plus(self.grace);
+                    self.pending.entry(key).and_modify(|p| p.at = at).or_insert(Pending { due, at, node });
+                }
+                (_, node) => self.raise(kind, ip, mac, At::of(obs), sink, || Ctx { node, ..Ctx::of(look) }),
+            }
         }
         if obs.eth_src != mac
             && matches!(obs.kind, FrameKind::Request | FrameKind::Reply | FrameKind::Gratuitous)
@@ -498,6 +589,10 @@ impl Detector {
             f.service = ctx.service;
             f.pool = ctx.pool;
             true
+        });
+        self.pending.retain(|key, _| {
+            claim_verdict(inv, inv.lookup(key.ip), key.ip, key.mac)
+                .is_some_and(|(k, _)| k == FindingKind::WrongAnnouncer)
         });
         for (ip, s) in self.ips.iter_mut() {
             s.watched = matches!(inv.lookup(*ip), Lookup::Watched(_));

@@ -52,6 +52,7 @@ pub struct RoundReport<'a> {
 /// A round the prober closed, copied out so the detector can judge it after the prober is done.
 struct Closed {
     ip: IpAddr,
+    sent: Timestamp,
     class: Class,
     macs: [Mac; MAX_MACS_PER_IP],
     n: usize,
@@ -107,6 +108,12 @@ impl Monitor {
     /// Rounds without any reply are attributed to this capture interface.
     pub fn set_default_interface(&mut self, interface: u16) {
         self.default_interface = interface;
+    }
+
+    /// Gives a node that claims a Service IP it is not known to announce `grace` for a live
+    /// inventory to catch up before it is judged (see `detect.announcer_grace`).
+    pub fn set_announcer_grace(&mut self, grace: Duration) {
+        self.detector.set_announcer_grace(grace);
     }
 
     /// The inventory in force.
@@ -199,6 +206,14 @@ impl Monitor {
         sink: &mut impl Sink,
         mut rounds: impl FnMut(&RoundReport<'_>),
     ) {
+        // Claims whose grace is over are judged by the next round of their address, brought forward;
+        // without probing (or for an address not probed) they are judged as they stand.
+        let due: Vec<IpAddr> = self.detector.due_claims(now).collect();
+        for ip in due {
+            if !self.prober.as_mut().is_some_and(|p| p.probe_soon(ip, now)) {
+                self.detector.settle_claims(Some(ip), None, now, &self.inv, sink);
+            }
+        }
         let Some(prober) = self.prober.as_mut() else { return };
         let closed = &mut self.closed;
         prober.poll(now, send, |o| {
@@ -207,6 +222,7 @@ impl Monitor {
             macs[..n].copy_from_slice(&o.macs[..n]);
             closed.push(Closed {
                 ip: o.ip,
+                sent: o.sent,
                 class: o.class,
                 macs,
                 n,
@@ -239,6 +255,7 @@ impl Monitor {
             interface: c.interface.unwrap_or(self.default_interface),
         };
         self.detector.probe_round(c.ip, macs, unanswered, at, &self.inv, sink);
+        self.detector.settle_claims(Some(c.ip), Some(macs), c.sent, &self.inv, sink);
         let service = (c.class == Class::Service).then(|| {
             let svc = match self.inv.lookup(key) {
                 Lookup::Watched(w) => w.service.as_deref(),
@@ -371,6 +388,11 @@ mod tests {
         v
     }
 
+    /// Warning and critical findings only (mac_changed history is beside the point here).
+    fn conflicts(m: &Monitor) -> Vec<FindingKind> {
+        kinds(m).into_iter().filter(|k| k.severity() >= crate::monitor::finding::Severity::Warning).collect()
+    }
+
     #[test]
     fn silence_is_unanswered_only_where_this_node_does_not_answer_itself() {
         // Node b announces; this node (a) probes and nobody answers: unanswered after 3 rounds.
@@ -463,5 +485,66 @@ mod tests {
         let mut rounds = Vec::new();
         m.probe(secs(t + 1.5), |_| true, &mut NoSink, |r| rounds.push(r.responders));
         assert_eq!(rounds, [1]);
+    }
+
+    /// Nodes a and b; this host is node c (so it judges every round); the announcer is `announcer`.
+    fn cluster(announcer: &str) -> Arc<Inventory> {
+        let mut svc = Service::assigned("ns/web".parse().unwrap(), vec![ip(VIP)]);
+        svc.announcer = Some(announcer.into());
+        let parts = Parts {
+            nodes: vec![
+                Machine { name: "a".into(), macs: vec![mac(A)], ips: vec![] },
+                Machine { name: "b".into(), macs: vec![mac(B)], ips: vec![] },
+            ],
+            services: vec![svc],
+            ..Parts::default()
+        };
+        let me = ThisHost { node: "c".into(), macs: vec![mac("02:00:00:00:00:0c")], addresses: vec![] };
+        Arc::new(Inventory::build(parts, Some(&me)))
+    }
+
+    #[test]
+    fn a_new_announcer_gets_a_grace_for_the_api_then_a_probe_round_judges() {
+        let graced = || {
+            let mut m = Monitor::new(settings(), cluster("a"), secs(0.0), &mut NoSink);
+            m.set_announcer_grace(Duration::from_secs(10));
+            // Node b's gratuitous ARP comes before the API says it announces now.
+            m.observe(&claim(B, secs(1.0), false), &mut NoSink);
+            assert!(conflicts(&m).is_empty(), "judged before the grace: {:?}", conflicts(&m));
+            m
+        };
+        // The API catches up within the grace: never a conflict.
+        let mut m = graced();
+        m.set_inventory(cluster("b"), secs(3.0), &mut NoSink);
+        run(&mut m, 3.0, 20.0, &[B]);
+        assert!(!conflicts(&m).contains(&FindingKind::WrongAnnouncer), "{:?}", conflicts(&m));
+        // It does not, and b still answers the round after the grace: wrong_announcer.
+        let mut m = graced();
+        run(&mut m, 0.0, 10.5, &[B]);
+        assert!(conflicts(&m).is_empty(), "{:?}", conflicts(&m));
+        run(&mut m, 10.5, 3.0, &[B]);
+        assert_eq!(conflicts(&m), [FindingKind::WrongAnnouncer]);
+        // The old announcer answers too: split brain.
+        let mut m = graced();
+        run(&mut m, 0.0, 13.5, &[A, B]);
+        let k = conflicts(&m);
+        assert!(
+            k.contains(&FindingKind::WrongAnnouncer) && k.contains(&FindingKind::MultipleResponders),
+            "{k:?}"
+        );
+        // b claimed once and went quiet: a blip, nothing to report.
+        let mut m = graced();
+        run(&mut m, 0.0, 14.0, &[A]);
+        assert!(conflicts(&m).is_empty(), "{:?}", conflicts(&m));
+        // Without probing, the claim is judged as it stands once the grace is over.
+        let mut cfg = settings();
+        cfg.probe.enabled = false;
+        let mut m = Monitor::new(cfg, cluster("a"), secs(0.0), &mut NoSink);
+        m.set_announcer_grace(Duration::from_secs(10));
+        m.observe(&claim(B, secs(1.0), false), &mut NoSink);
+        m.probe(secs(5.0), |_| true, &mut NoSink, |_| {});
+        assert!(conflicts(&m).is_empty());
+        m.probe(secs(11.5), |_| true, &mut NoSink, |_| {});
+        assert_eq!(conflicts(&m), [FindingKind::WrongAnnouncer]);
     }
 }

@@ -254,6 +254,18 @@ impl Prober {
         self.skipped_pool
     }
 
+    /// Brings the next probe of `ip` forward to `now` (a claim wants judging); returns false when
+    /// `ip` is not scheduled. A round already open for it serves as it is.
+    pub fn probe_soon(&mut self, ip: IpAddr, now: Timestamp) -> bool {
+        let Some(&i) = self.index.get(&IpKey::from(ip)) else { return false };
+        let t = &mut self.targets[i as usize];
+        if t.round.is_none() && t.next > now {
+            t.next = now;
+            self.update_next_event();
+        }
+        true
+    }
+
     /// The earliest moment something is due (a probe or a round closing), if anything is scheduled.
     pub fn next_event(&self) -> Option<Timestamp> {
         self.next_event
