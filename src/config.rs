@@ -117,20 +117,54 @@ impl Default for MetricsConfig {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InventorySource {
+    /// `kubernetes` when running in a cluster or a kubeconfig is given (`l2watch run` only), else
     /// `static` when the config lists anything, else `none`.
     #[default]
     Auto,
+    /// The Kubernetes API (in-cluster, or `$KUBECONFIG` / `~/.kube/config`), plus what this file lists.
+    Kubernetes,
     /// Nodes, pools, services and hosts listed in this file.
     Static,
     /// No inventory: arpwatch-like monitoring of every address seen.
     None,
 }
 
+impl InventorySource {
+    /// The source `auto` stands for: `kubernetes` when `cluster` (an API is reachable by the usual
+    /// inference: in a cluster, or a kubeconfig), else `static` when `listed` (the config lists
+    /// anything), else `none`. Other sources stand for themselves.
+    pub fn resolve(self, cluster: bool, listed: bool) -> InventorySource {
+        match self {
+            InventorySource::Auto if cluster => InventorySource::Kubernetes,
+            InventorySource::Auto if listed => InventorySource::Static,
+            InventorySource::Auto => InventorySource::None,
+            s => s,
+        }
+    }
+
+    /// The `source` label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InventorySource::Auto => "auto",
+            InventorySource::Kubernetes => "kubernetes",
+            InventorySource::Static => "static",
+            InventorySource::None => "none",
+        }
+    }
+}
+
+impl InventoryConfig {
+    /// Whether this file lists any node, host, pool or Service.
+    pub fn lists_anything(&self) -> bool {
+        !(self.nodes.is_empty() && self.hosts.is_empty() && self.pools.is_empty() && self.services.is_empty())
+    }
+}
+
 /// The `inventory:` section.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InventoryConfig {
-    /// `auto`, `static` or `none`.
+    /// `auto`, `kubernetes`, `static` or `none`.
     pub source: InventorySource,
     /// Cluster nodes: the MACs that may announce service IPs, and their own IPs.
     pub nodes: Vec<Spanned<MachineConfig>>,
@@ -272,14 +306,10 @@ impl Config {
     pub fn inventory_parts(&self, path: &Path, registry: Option<&Registry>) -> Result<Parts, ConfigError> {
         let inv = &self.inventory;
         let mut parts = Parts::default();
-        let has_static = !(inv.nodes.is_empty()
-            && inv.hosts.is_empty()
-            && inv.pools.is_empty()
-            && inv.services.is_empty());
-        let use_static = match inv.source {
-            InventorySource::Static => true,
-            InventorySource::None => false,
-            InventorySource::Auto => has_static,
+        // With the Kubernetes API, what this file lists is added to what the API says.
+        let use_static = match inv.source.resolve(false, inv.lists_anything()) {
+            InventorySource::Static | InventorySource::Kubernetes => true,
+            InventorySource::None | InventorySource::Auto => false,
         };
         if use_static {
             for (list, target, what) in
@@ -347,7 +377,7 @@ impl Config {
         parts.track_all = match self.detect.track {
             Track::All => true,
             Track::Watched => false,
-            Track::Auto => !use_static,
+            Track::Auto => !use_static && inv.source != InventorySource::Kubernetes,
         };
         Ok(parts)
     }

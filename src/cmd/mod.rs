@@ -35,8 +35,11 @@ pub enum Format {
 /// Inventory source override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InventoryFlag {
-    /// Static when the config lists anything, else none.
+    /// `run`: the Kubernetes API when in a cluster or `$KUBECONFIG` is set; else static when the config
+    /// lists anything, else none.
     Auto,
+    /// The Kubernetes API (`run` only), plus what the config lists.
+    Kubernetes,
     /// From the config file.
     Static,
     /// No inventory: arpwatch-like monitoring of every address.
@@ -128,8 +131,20 @@ fn node_name(flag: Option<String>, config: &Config) -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Loads the config (or defaults) and its registry: what they know of the inventory.
-pub fn load(config: Option<&Path>, inventory: Option<InventoryFlag>) -> anyhow::Result<(Config, Parts)> {
+/// Whether the Kubernetes API can be found the usual way: in a cluster, or through `$KUBECONFIG`.
+pub fn cluster_reachable() -> bool {
+    ["KUBERNETES_SERVICE_HOST", "KUBECONFIG"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
+/// Loads the config (or defaults) and its registry: what they know of the inventory. `auto` is resolved
+/// here: to `kubernetes` only when `cluster` (the API may be used) is true.
+pub fn load(
+    config: Option<&Path>,
+    inventory: Option<InventoryFlag>,
+    cluster: bool,
+) -> anyhow::Result<(Config, Parts)> {
     let mut cfg = match config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -137,10 +152,12 @@ pub fn load(config: Option<&Path>, inventory: Option<InventoryFlag>) -> anyhow::
     if let Some(flag) = inventory {
         cfg.inventory.source = match flag {
             InventoryFlag::Auto => InventorySource::Auto,
+            InventoryFlag::Kubernetes => InventorySource::Kubernetes,
             InventoryFlag::Static => InventorySource::Static,
             InventoryFlag::None => InventorySource::None,
         };
     }
+    cfg.inventory.source = cfg.inventory.source.resolve(cluster, cfg.inventory.lists_anything());
     let registry = match &cfg.registry {
         Some(p) => Some(Registry::load(p)?),
         None => None,
@@ -177,7 +194,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run { config, interface, listen, node_name: node, inventory, no_probe, log_level } => {
             init_logging(log_level.as_deref())?;
-            let (mut cfg, parts) = load(config.as_deref(), inventory)?;
+            let (mut cfg, parts) = load(config.as_deref(), inventory, cluster_reachable())?;
             if no_probe {
                 cfg.probe.enabled = false;
             }
@@ -191,7 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::cmd::run::start(cfg, parts, &node, named, interface)
         }
         Command::Scan { ranges, config, interface, rounds, rate, wait, format } => {
-            let (cfg, parts) = load(config.as_deref(), None)?;
+            let (cfg, parts) = load(config.as_deref(), None, false)?;
             let inv = Inventory::build(parts, None);
             let ips = crate::cmd::scan::addresses(&ranges).map_err(anyhow::Error::msg)?;
             let sys = crate::capture::netif::Sys::default();
@@ -225,7 +242,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(i32::from(report.conflicts > 0))
         }
         Command::Analyze { files, config, format, inventory } => {
-            let (cfg, parts) = load(config.as_deref(), inventory)?;
+            if inventory == Some(InventoryFlag::Kubernetes) {
+                anyhow::bail!(
+                    "analyze reads the inventory from the config file; --inventory kubernetes is for `l2watch run`"
+                );
+            }
+            let (cfg, parts) = load(config.as_deref(), inventory, false)?;
             let inv = Inventory::build(parts, None);
             let (vendors, _) = crate::wire::vendor::Vendors::load(&cfg.oui_files);
             let (analysis, detector) = crate::cmd::analyze::analyze(&files, &inv, cfg.detect.clone());
