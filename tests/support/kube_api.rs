@@ -17,8 +17,10 @@
 //! What it leaves out, on purpose: authentication (the token is recorded, never checked), admission,
 //! defaulting and validation of object bodies, strategic merge (treated as a JSON merge patch), JSON
 //! patch (415), field managers, finalizers and garbage collection, consistent LIST snapshots across
-//! pages (later pages show current data, only the resourceVersion is the first page's), and aggregated
-//! discovery (`Discovery::run_aggregated` gets the plain documents, which it cannot parse).
+//! pages (later pages show current data, only the resourceVersion is the first page's), LIST at an
+//! older resourceVersion (LIST always serves the latest state), streaming lists (`sendInitialEvents`),
+//! and aggregated discovery (`Discovery::run_aggregated` gets the plain documents, which it cannot
+//! parse). Objects of the same resource in two API versions are stored apart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -361,7 +363,9 @@ preferences: {{}}
     /// Compacts history: every resourceVersion handed out so far expires. The global resourceVersion
     /// moves on by one (as other writes would) and becomes the horizon: a watch that asks for an older
     /// one gets a `410 Expired` ERROR event, a `continue` token from before gets HTTP 410, and the
-    /// changes up to it are gone, so only a relist can catch up. Watches already running carry on.
+    /// changes up to it are gone, so only a relist can catch up. Watches already running carry on,
+    /// except one that had not yet been sent a change compaction dropped: it gets the 410 too, as a
+    /// watcher that falls behind the real API server's window does.
     pub fn compact(&self) {
         let mut store = self.shared.lock();
         store.rv += 1;
