@@ -84,7 +84,9 @@ impl RingConfig {
         let total = self.block_size.checked_mul(self.block_count).and_then(fits);
         match (fits(self.block_size), fits(self.block_count), total) {
             // FRAME_SIZE divides every page size, so it divides the block size too.
-            (Some(size), Some(count), Some(_)) if self.block_size % page == 0 && self.snaplen > 0 => {
+            (Some(size), Some(count), Some(_))
+                if self.block_size.is_multiple_of(page) && self.snaplen > 0 =>
+            {
                 Ok(libc::tpacket_req3 {
                     tp_block_size: size,
                     tp_block_nr: count,

@@ -551,11 +551,11 @@ impl Process {
 
     fn refresh(&self) {
         if let Some(stat) = ProcStat::read() {
-            if let Ok(mut seen) = self.cpu_seen.lock() {
-                if stat.cpu_seconds > *seen {
-                    self.cpu.inc_by(stat.cpu_seconds - *seen);
-                    *seen = stat.cpu_seconds;
-                }
+            if let Ok(mut seen) = self.cpu_seen.lock()
+                && stat.cpu_seconds > *seen
+            {
+                self.cpu.inc_by(stat.cpu_seconds - *seen);
+                *seen = stat.cpu_seconds;
             }
             self.rss.set(stat.rss_bytes as i64);
             self.vsize.set(stat.vsize_bytes as i64);
