@@ -18,6 +18,7 @@ use crate::capture::open::MAX_INTERFACES;
 use crate::capture::{CaptureError, Readiness, Ring, RingConfig, wait};
 use crate::export::log::FindingLog;
 use crate::export::metrics::{InterfaceCounts, InterfaceMetrics, SeriesBook};
+use crate::export::report::InventoryJson;
 use crate::export::shared::{Shared, monotonic_nanos};
 use crate::inventory::Inventory;
 use crate::monitor::engine::{Monitor, RoundReport};
@@ -78,6 +79,10 @@ pub struct Setup {
     pub vendors: Vendors,
     /// `metrics.max_series`.
     pub max_series: usize,
+    /// Where the inventory comes from (`/findings` says so).
+    pub source: &'static str,
+    /// The finding sink (logs, Kubernetes Events).
+    pub log: FindingLog,
 }
 
 /// The capture thread's state.
@@ -96,12 +101,14 @@ pub struct CaptureLoop {
     logged_wait_error: bool,
     next_log_reset: Instant,
     json: Vec<u8>,
+    source: &'static str,
 }
 
 impl CaptureLoop {
     /// Prepares the capture thread's state.
     pub fn new(shared: Arc<Shared>, setup: Setup) -> CaptureLoop {
-        let Setup { mut monitor, inventory, rings, ring_config, sys, vendors, max_series } = setup;
+        let Setup { mut monitor, inventory, rings, ring_config, sys, vendors, max_series, source, log } =
+            setup;
         let ports: Vec<Port> = rings
             .into_iter()
             .enumerate()
@@ -148,7 +155,8 @@ impl CaptureLoop {
             inventory,
             book: SeriesBook::default(),
             max_series,
-            log: FindingLog::default(),
+            log,
+            source,
             ring_config,
             sys,
             vendors,
@@ -422,12 +430,10 @@ impl CaptureLoop {
     /// Renders `/findings`: compact, into a buffer kept between renders (it can hold thousands).
     fn publish_findings(&mut self) {
         self.tally.findings = self.monitor.findings().map(|f| (f.clone(), true)).collect();
-        let doc = crate::export::report::to_json(
-            &self.tally,
-            self.monitor.detector(),
-            self.monitor.inventory(),
-            &self.vendors,
-        );
+        let inv = self.monitor.inventory();
+        let mut doc =
+            crate::export::report::to_json(&self.tally, self.monitor.detector(), inv, &self.vendors);
+        doc.inventory = Some(InventoryJson::new(inv, self.source, self.shared.inventory_synced()));
         self.json.clear();
         match serde_json::to_writer(&mut self.json, &doc) {
             Ok(()) => {

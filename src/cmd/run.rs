@@ -65,7 +65,6 @@ impl HostScan {
 /// the inventory metrics.
 struct Feed {
     parts: Parts,
-    source: &'static str,
     host: HostScan,
     to_capture: Sender<Arc<Inventory>>,
     shared: Arc<Shared>,
@@ -81,7 +80,7 @@ impl Feed {
             tracing::warn!(warning = %w, "the inventory does not fit together; l2watch keeps monitoring with the first word");
         }
         self.warnings = now;
-        self.shared.metrics.set_inventory(&inv, self.source);
+        self.shared.metrics.set_inventory(&inv);
         inv
     }
 
@@ -138,14 +137,13 @@ pub fn start(
     let (to_capture, from_feed) = std::sync::mpsc::channel();
     let mut feed = Feed {
         parts,
-        source,
         host: HostScan { sys: sys.clone(), exclude, this },
         to_capture,
         shared: shared.clone(),
         warnings: HashSet::new(),
     };
     let inv = feed.build();
-    shared.set_inventory_loaded(true);
+    shared.set_inventory_synced(source, true);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         node = %node,
@@ -181,6 +179,8 @@ pub fn start(
         sys,
         vendors,
         max_series: config.metrics.max_series,
+        source,
+        log,
     };
     let capture_loop = CaptureLoop::new(shared.clone(), setup);
     let capture = std::thread::Builder::new().name("capture".into()).spawn(move || capture_loop.run())?;

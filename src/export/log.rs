@@ -7,22 +7,31 @@ use crate::monitor::finding::{Finding, FindingKind, Severity, Sink};
 /// Finding log lines per second; more are counted and reported in one line.
 pub const LINES_PER_SECOND: u32 = 10;
 
-/// A [`Sink`] that logs findings and remembers that something changed (so the capture thread
-/// publishes early).
+/// A [`Sink`] that logs findings, remembers that something changed (so the capture thread publishes
+/// early), and hands findings about Services to the Kubernetes Event writer, when there is one.
 pub struct FindingLog {
     /// A finding was raised or cleared since the last publish.
     pub changed: bool,
     budget: u32,
     unlogged: u64,
+    events: Option<tokio::sync::mpsc::Sender<Finding>>,
+    /// Findings the Event writer had no room for (it is behind, or the API is slow).
+    pub events_dropped: u64,
 }
 
 impl Default for FindingLog {
     fn default() -> Self {
-        FindingLog { changed: false, budget: LINES_PER_SECOND, unlogged: 0 }
+        FindingLog { changed: false, budget: LINES_PER_SECOND, unlogged: 0, events: None, events_dropped: 0 }
     }
 }
 
 impl FindingLog {
+    /// Also sends every warning or critical finding about a Service, as it is raised, to `events`
+    /// (never blocking: when it is full the finding is counted and left out).
+    pub fn with_events(events: tokio::sync::mpsc::Sender<Finding>) -> FindingLog {
+        FindingLog { events: Some(events), ..FindingLog::default() }
+    }
+
     fn spend(&mut self) -> bool {
         if self.budget == 0 {
             self.unlogged += 1;
@@ -52,6 +61,13 @@ fn service(f: &Finding) -> String {
 impl Sink for FindingLog {
     fn raised(&mut self, f: &Finding) {
         self.changed = true;
+        if let Some(tx) = &self.events
+            && f.severity() >= Severity::Warning
+            && f.service.is_some()
+            && tx.try_send(f.clone()).is_err()
+        {
+            self.events_dropped += 1;
+        }
         if f.severity() >= Severity::Warning && self.spend() {
             tracing::warn!(
                 kind = f.kind.as_str(),

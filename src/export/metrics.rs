@@ -48,6 +48,8 @@ pub struct Metrics {
     service_announcer_changes: IntCounterVec,
     watched_ips: IntGaugeVec,
     inventory_synced: IntGaugeVec,
+    strict_arp: IntGaugeVec,
+    peer_up: IntGaugeVec,
     series_evicted: IntCounter,
     process: Process,
 }
@@ -263,6 +265,16 @@ impl Metrics {
                 "1 when the inventory from this source is loaded.",
                 &["source"],
             )?,
+            strict_arp: gauge(
+                "l2watch_kube_proxy_strict_arp",
+                "1 when kube-proxy's strictARP is on or not needed, 0 when it runs in IPVS mode without it (every node answers ARP for every Service IP); absent when unknown.",
+                &["mode"],
+            )?,
+            peer_up: gauge(
+                "l2watch_peer_up",
+                "1 for each node whose l2watch published its MACs in a Lease recently, 0 when its Lease expired.",
+                &["peer"],
+            )?,
             series_evicted: {
                 let c = IntCounter::with_opts(opts(
                     "l2watch_series_evicted_total",
@@ -292,7 +304,7 @@ impl Metrics {
     }
 
     /// Publishes what the inventory says: watched addresses per role, Service info, and the source.
-    pub fn set_inventory(&self, inv: &Inventory, source: &str) {
+    pub fn set_inventory(&self, inv: &Inventory) {
         for (role, n) in inv.watched_counts() {
             self.watched_ips.with_label_values(&[role.as_str()]).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
@@ -310,8 +322,25 @@ impl Metrics {
                 self.service_info.with_label_values(&labels).set(1);
             }
         }
+        self.strict_arp.reset();
+        if let Some(kp) = &inv.kube_proxy {
+            self.strict_arp.with_label_values(&[&kp.mode]).set(i64::from(kp.arp_ok()));
+        }
+    }
+
+    /// `l2watch_inventory_synced{source}`: whether `source` is in sync now.
+    pub fn set_synced(&self, source: &str, synced: bool) {
         self.inventory_synced.reset();
-        self.inventory_synced.with_label_values(&[source]).set(1);
+        self.inventory_synced.with_label_values(&[source]).set(i64::from(synced));
+    }
+
+    /// `l2watch_peer_up`: every peer node with whether its Lease is current. Peers are cluster nodes
+    /// (bounded by the cluster, not by the LAN).
+    pub fn set_peers<'a>(&self, peers: impl Iterator<Item = (&'a str, bool)>) {
+        self.peer_up.reset();
+        for (peer, up) in peers {
+            self.peer_up.with_label_values(&[peer]).set(i64::from(up));
+        }
     }
 
     /// Brings the finding series in line with the active findings: `l2watch_conflict_active` for
@@ -651,7 +680,8 @@ mod tests {
         )
         .unwrap();
         let inv = cfg.static_inventory(Path::new("t"), None).unwrap();
-        m.set_inventory(&inv, "static");
+        m.set_inventory(&inv);
+        m.set_synced("static", true);
         let t = text(&m);
         for (name, kind) in [
             ("l2watch_frames_total", "counter"),

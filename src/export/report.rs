@@ -264,6 +264,44 @@ pub struct ReportJson {
     pub ips: Vec<IpJson>,
     /// Summary.
     pub summary: SummaryJson,
+    /// The daemon's inventory: where it comes from, whether it is in sync, what did not fit together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventoryJson>,
+}
+
+/// The inventory behind a live `/findings`.
+#[derive(Debug, Serialize)]
+pub struct InventoryJson {
+    /// `kubernetes`, `static` or `none`.
+    pub source: &'static str,
+    /// Whether the source is in sync now (false while the API is unreachable: the last inventory is
+    /// used).
+    pub synced: bool,
+    /// Nodes, hosts, Services, pools and registry entries known.
+    pub nodes: usize,
+    /// Known hosts outside the cluster.
+    pub hosts: usize,
+    /// LoadBalancer Services.
+    pub services: usize,
+    /// Address pools.
+    pub pools: usize,
+    /// What did not fit together (a node without MACs, a MAC given to two machines...).
+    pub warnings: Vec<String>,
+}
+
+impl InventoryJson {
+    /// What `inv` from `source` says about itself.
+    pub fn new(inv: &Inventory, source: &'static str, synced: bool) -> InventoryJson {
+        InventoryJson {
+            source,
+            synced,
+            nodes: inv.nodes.len(),
+            hosts: inv.hosts.len(),
+            services: inv.services.len(),
+            pools: inv.pools.len(),
+            warnings: inv.warnings.clone(),
+        }
+    }
 }
 
 /// Exit status: 2 on an error, else 1 when a finding of warning or above exists, else 0.
@@ -376,6 +414,7 @@ pub fn to_json(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Ven
             evicted: stats.evicted(),
             exit_status: exit_status(a),
         },
+        inventory: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub struct Shared {
     open: AtomicUsize,
     interfaces: usize,
     inventory_loaded: AtomicBool,
+    inventory_synced: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -42,6 +43,7 @@ impl Shared {
             open: AtomicUsize::new(0),
             interfaces,
             inventory_loaded: AtomicBool::new(false),
+            inventory_synced: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         }
     }
@@ -100,8 +102,23 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Marks the inventory as loaded (or, for a source that lost its sync, not).
+    /// Marks the inventory as loaded: its source was in sync once (`/readyz` waits for it).
     pub fn set_inventory_loaded(&self, loaded: bool) {
         self.inventory_loaded.store(loaded, Ordering::Relaxed);
+    }
+
+    /// Whether the inventory source is in sync now (a lost API connection turns it false while the
+    /// last inventory stays in use), also as `l2watch_inventory_synced`.
+    pub fn set_inventory_synced(&self, source: &str, synced: bool) {
+        if synced {
+            self.inventory_loaded.store(true, Ordering::Relaxed);
+        }
+        self.inventory_synced.store(synced, Ordering::Relaxed);
+        self.metrics.set_synced(source, synced);
+    }
+
+    /// Whether the inventory source is in sync now.
+    pub fn inventory_synced(&self) -> bool {
+        self.inventory_synced.load(Ordering::Relaxed)
     }
 }

@@ -187,6 +187,24 @@ pub struct Parts {
     pub allow: Vec<Allowed>,
     /// Keep per-IP history for every address, not only watched ones.
     pub track_all: bool,
+    /// kube-proxy's mode and strictARP setting, when known.
+    pub kube_proxy: Option<KubeProxy>,
+}
+
+/// How kube-proxy runs (ConfigMap `kube-system/kube-proxy`, key `config.conf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeProxy {
+    /// `ipvs`, `iptables`, `nftables` (an empty mode is iptables on Linux).
+    pub mode: Arc<str>,
+    /// `ipvs.strictARP`.
+    pub strict_arp: bool,
+}
+
+impl KubeProxy {
+    /// Whether MetalLB layer2 can work: IPVS needs strictARP, the other modes need nothing.
+    pub fn arp_ok(&self) -> bool {
+        self.strict_arp || &*self.mode != "ipvs"
+    }
 }
 
 impl Parts {
@@ -198,6 +216,7 @@ impl Parts {
         self.pools.extend(other.pools);
         self.registry.extend(other.registry);
         self.allow.extend(other.allow);
+        self.kube_proxy = self.kube_proxy.take().or(other.kube_proxy);
     }
 
     /// Whether nothing at all is known (no node, host, pool, Service or registry entry).

@@ -50,6 +50,8 @@ pub struct Inventory {
     pub registry: Vec<(Arc<ServiceName>, IpAddr)>,
     /// Whether per-IP history is kept for every address, not only watched ones.
     pub track_all: bool,
+    /// kube-proxy's mode and strictARP setting, when known.
+    pub kube_proxy: Option<super::KubeProxy>,
     /// What did not fit together while building (a MAC given to two machines, an unknown announcer).
     pub warnings: Vec<String>,
     /// This host's node, by index in `nodes`.
@@ -102,8 +104,9 @@ impl Inventory {
     /// Joins the sources' parts and this host into a snapshot. Contradictions do not fail the build:
     /// the first word wins and the rest is in [`Inventory::warnings`].
     pub fn build(parts: Parts, this: Option<&ThisHost>) -> Inventory {
-        let Parts { nodes, hosts, mut services, pools, registry, allow, track_all } = parts;
+        let Parts { nodes, hosts, mut services, pools, registry, allow, track_all, kube_proxy } = parts;
         let mut inv = Inventory {
+            kube_proxy,
             nodes: merge_machines(nodes),
             hosts: merge_machines(hosts),
             pools,

@@ -19,12 +19,12 @@ use crate::wire::observation::{Timestamp, Vlans};
 
 /// Identity of a Service finding: kind, Service, and what within it (the drift source and IP, the
 /// annotation key).
-type Key = (FindingKind, Arc<ServiceName>, String);
+type Key = (FindingKind, Option<Arc<ServiceName>>, String);
 
 /// One thing the inventory shows about a Service.
 struct Issue {
     kind: FindingKind,
-    service: Arc<ServiceName>,
+    service: Option<Arc<ServiceName>>,
     ip: IpAddr,
     pool: Option<Arc<str>>,
     detail: Detail,
@@ -35,7 +35,9 @@ impl Issue {
         let sub = match &self.detail {
             Detail::Drift { source, expected, .. } => format!("{}:{expected}", source.as_str()),
             Detail::Ignored { key, .. } => key.to_string(),
-            Detail::IpChanged { .. } | Detail::AnnouncerChanged { .. } => String::new(),
+            Detail::IpChanged { .. } | Detail::AnnouncerChanged { .. } | Detail::StrictArp { .. } => {
+                String::new()
+            }
         };
         (self.kind, self.service.clone(), sub)
     }
@@ -46,8 +48,8 @@ impl Issue {
             ip: self.ip,
             mac: Mac::ZERO,
             other_mac: None,
-            role: Some(Role::Service),
-            service: Some(self.service),
+            role: self.service.is_some().then_some(Role::Service),
+            service: self.service,
             node: None,
             pool: self.pool,
             expected: false,
@@ -82,7 +84,7 @@ fn standing(inv: &Inventory) -> Vec<Issue> {
         let actual = same_family(&s.ips, expected);
         Issue {
             kind: FindingKind::IpDrift,
-            service: s.name.clone(),
+            service: Some(s.name.clone()),
             ip: ip_of(s, actual.or(Some(expected))),
             pool: s.pool.clone(),
             detail: Detail::Drift { source, expected, actual, from },
@@ -97,12 +99,23 @@ fn standing(inv: &Inventory) -> Vec<Issue> {
         for k in &s.ignored {
             out.push(Issue {
                 kind: FindingKind::IgnoredAnnotation,
-                service: s.name.clone(),
+                service: Some(s.name.clone()),
                 ip: ip_of(s, None),
                 pool: s.pool.clone(),
                 detail: Detail::Ignored { key: k.key.clone(), expected_key: k.expected_key.clone() },
             });
         }
+    }
+    if let Some(kp) = &inv.kube_proxy
+        && !kp.arp_ok()
+    {
+        out.push(Issue {
+            kind: FindingKind::StrictArpOff,
+            service: None,
+            ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            pool: None,
+            detail: Detail::StrictArp { mode: kp.mode.clone() },
+        });
     }
     for (name, want) in &inv.registry {
         // A registry entry for a Service the inventory does not have is watched as a registry address;
@@ -129,7 +142,7 @@ fn changes(old: &Inventory, new: &Inventory) -> Vec<Issue> {
         if a != b && !a.is_empty() && !b.is_empty() {
             out.push(Issue {
                 kind: FindingKind::IpChanged,
-                service: s.name.clone(),
+                service: Some(s.name.clone()),
                 ip: ip_of(s, None),
                 pool: s.pool.clone(),
                 detail: Detail::IpChanged { from: a, to: b },
@@ -140,7 +153,7 @@ fn changes(old: &Inventory, new: &Inventory) -> Vec<Issue> {
         {
             out.push(Issue {
                 kind: FindingKind::AnnouncerChanged,
-                service: s.name.clone(),
+                service: Some(s.name.clone()),
                 ip: ip_of(s, None),
                 pool: s.pool.clone(),
                 detail: Detail::AnnouncerChanged { from: from.clone(), to: to.clone() },
@@ -354,5 +367,28 @@ mod tests {
         t.expire(Timestamp(4 + 601_000_000_000), Duration::from_secs(600), &mut NoSink);
         let kinds: Vec<FindingKind> = t.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, [FindingKind::IgnoredAnnotation]);
+    }
+
+    #[test]
+    fn ipvs_without_strict_arp_is_a_cluster_wide_finding() {
+        use crate::inventory::KubeProxy;
+        let snap = |mode: &str, strict: bool| {
+            let kube_proxy = Some(KubeProxy { mode: mode.into(), strict_arp: strict });
+            Inventory::build(Parts { kube_proxy, ..Parts::default() }, None)
+        };
+        let mut t = ServiceFindings::default();
+        let off = snap("ipvs", false);
+        t.update(None, &off, Timestamp(1), &mut NoSink);
+        let f = t.iter().next().expect("strict_arp_off");
+        assert_eq!((f.kind, f.service.is_none()), (FindingKind::StrictArpOff, true));
+        assert_eq!(f.severity(), crate::monitor::finding::Severity::Critical);
+        for (mode, strict) in [("ipvs", true), ("iptables", false), ("nftables", false), ("", false)] {
+            let mut t2 = ServiceFindings::default();
+            t2.update(None, &snap(mode, strict), Timestamp(1), &mut NoSink);
+            assert_eq!(t2.iter().count(), 0, "{mode} strictARP={strict}");
+        }
+        // Fixed in the ConfigMap: cleared by the next snapshot.
+        t.update(Some(&off), &snap("ipvs", true), Timestamp(2), &mut NoSink);
+        assert_eq!(t.iter().count(), 0);
     }
 }

@@ -58,6 +58,8 @@ pub enum FindingKind {
     IpDrift,
     /// A Service carries a MetalLB-looking annotation key MetalLB does not read.
     IgnoredAnnotation,
+    /// kube-proxy runs in IPVS mode without `strictARP`: every node answers ARP for every Service IP.
+    StrictArpOff,
     /// A Service's IP changed.
     IpChanged,
     /// A Service's announcing node changed.
@@ -70,7 +72,7 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind.
-    pub const ALL: [FindingKind; 13] = [
+    pub const ALL: [FindingKind; 14] = [
         FindingKind::ForeignMac,
         FindingKind::WrongAnnouncer,
         FindingKind::MultipleResponders,
@@ -80,6 +82,7 @@ impl FindingKind {
         FindingKind::ForeignProbe,
         FindingKind::IpDrift,
         FindingKind::IgnoredAnnotation,
+        FindingKind::StrictArpOff,
         FindingKind::IpChanged,
         FindingKind::AnnouncerChanged,
         FindingKind::MacChanged,
@@ -93,6 +96,7 @@ impl FindingKind {
             self,
             FindingKind::IpDrift
                 | FindingKind::IgnoredAnnotation
+                | FindingKind::StrictArpOff
                 | FindingKind::IpChanged
                 | FindingKind::AnnouncerChanged
         )
@@ -110,6 +114,7 @@ impl FindingKind {
             FindingKind::ForeignProbe => "foreign_probe",
             FindingKind::IpDrift => "ip_drift",
             FindingKind::IgnoredAnnotation => "ignored_annotation",
+            FindingKind::StrictArpOff => "strict_arp_off",
             FindingKind::IpChanged => "ip_changed",
             FindingKind::AnnouncerChanged => "announcer_changed",
             FindingKind::MacChanged => "mac_changed",
@@ -146,6 +151,9 @@ impl FindingKind {
             FindingKind::IgnoredAnnotation => {
                 "MetalLB does not read this annotation key, so the Service's IP is not pinned: use the key MetalLB reads"
             }
+            FindingKind::StrictArpOff => {
+                "kube-proxy runs in IPVS mode without strictARP, so every node answers ARP for every Service IP: set ipvs.strictARP: true in the kube-system/kube-proxy ConfigMap and restart kube-proxy (MetalLB requires it)"
+            }
             FindingKind::IpChanged => "the Service's IP changed: clients that cached the old one break",
             FindingKind::AnnouncerChanged => "the node announcing the Service changed (a failover)",
             FindingKind::MacChanged => "the MAC answering for this address changed",
@@ -162,7 +170,8 @@ impl FindingKind {
             | FindingKind::WrongAnnouncer
             | FindingKind::MultipleResponders
             | FindingKind::Unanswered
-            | FindingKind::NodeIpConflict => Severity::Critical,
+            | FindingKind::NodeIpConflict
+            | FindingKind::StrictArpOff => Severity::Critical,
             FindingKind::PoolSquatter
             | FindingKind::ForeignProbe
             | FindingKind::IpDrift
@@ -238,6 +247,11 @@ pub enum Detail {
         from: Vec<IpAddr>,
         /// After.
         to: Vec<IpAddr>,
+    },
+    /// `strict_arp_off`: kube-proxy's mode (`ipvs`) from its ConfigMap.
+    StrictArp {
+        /// The proxy mode.
+        mode: Arc<str>,
     },
     /// `announcer_changed`: the announcing node went from `from` to `to`.
     AnnouncerChanged {
@@ -330,6 +344,7 @@ impl Finding {
             FindingKind::Unanswered => "nobody answers probes for this service IP".to_owned(),
             FindingKind::IpDrift
             | FindingKind::IgnoredAnnotation
+            | FindingKind::StrictArpOff
             | FindingKind::IpChanged
             | FindingKind::AnnouncerChanged => self.describe_detail(),
         }
@@ -363,6 +378,11 @@ impl Finding {
             }
             Some(Detail::IpChanged { from, to }) => format!("IP changed from {} to {}", list(from), list(to)),
             Some(Detail::AnnouncerChanged { from, to }) => format!("announcer changed from {from} to {to}"),
+            Some(Detail::StrictArp { mode }) => {
+                format!(
+                    "kube-proxy runs in {mode} mode with strictARP off: every node answers ARP for every Service IP"
+                )
+            }
             None => self.kind.advice().to_owned(),
         }
     }
