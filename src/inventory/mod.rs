@@ -6,6 +6,7 @@
 //! capture thread takes at its next wakeup. Building never fails: what does not fit together becomes a
 //! warning on the snapshot, so a half-broken cluster is still monitored.
 
+pub mod kubernetes;
 mod snapshot;
 
 use std::fmt;
