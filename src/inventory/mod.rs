@@ -190,6 +190,11 @@ pub struct Parts {
     pub track_all: bool,
     /// kube-proxy's mode and strictARP setting, when known.
     pub kube_proxy: Option<KubeProxy>,
+    /// Nodes whose MACs no source knows (no l2watch Lease): a device answering for an address they
+    /// may announce cannot be told from them.
+    pub unverified_nodes: Vec<Arc<str>>,
+    /// What a source could not use, for the snapshot's warnings.
+    pub warnings: Vec<String>,
 }
 
 /// How kube-proxy runs (ConfigMap `kube-system/kube-proxy`, key `config.conf`).
@@ -218,6 +223,8 @@ impl Parts {
         self.registry.extend(other.registry);
         self.allow.extend(other.allow);
         self.kube_proxy = self.kube_proxy.take().or(other.kube_proxy);
+        self.unverified_nodes.extend(other.unverified_nodes);
+        self.warnings.extend(other.warnings);
     }
 
     /// Whether nothing at all is known (no node, host, pool, Service or registry entry).

@@ -60,6 +60,8 @@ pub struct Inventory {
     pub own_macs: Vec<Mac>,
     /// Addresses this host holds on its LAN interfaces, sorted.
     pub local_addresses: Vec<IpAddr>,
+    /// Nodes whose MACs are unknown (no l2watch Lease), by index in `nodes`, sorted.
+    pub unverified: Vec<u32>,
     watched: FxHashMap<IpKey, Watched>,
     macs: FxHashMap<Mac, Owner>,
     allow_exact: FxHashMap<Mac, Vec<u32>>,
@@ -104,7 +106,18 @@ impl Inventory {
     /// Joins the sources' parts and this host into a snapshot. Contradictions do not fail the build:
     /// the first word wins and the rest is in [`Inventory::warnings`].
     pub fn build(parts: Parts, this: Option<&ThisHost>) -> Inventory {
-        let Parts { nodes, hosts, mut services, pools, registry, allow, track_all, kube_proxy } = parts;
+        let Parts {
+            nodes,
+            hosts,
+            mut services,
+            pools,
+            registry,
+            allow,
+            track_all,
+            kube_proxy,
+            unverified_nodes,
+            warnings: source_warnings,
+        } = parts;
         let mut inv = Inventory {
             kube_proxy,
             nodes: merge_machines(nodes),
@@ -116,7 +129,7 @@ impl Inventory {
         };
         // A MAC that belongs to two machines would make every verdict about it arbitrary: the first
         // (nodes before hosts) keeps it.
-        let mut warnings = Vec::new();
+        let mut warnings = source_warnings;
         for (is_node, list) in [(true, &mut inv.nodes), (false, &mut inv.hosts)] {
             for (i, m) in list.iter_mut().enumerate() {
                 let owner = if is_node { Owner::Node(i as u32) } else { Owner::Host(i as u32) };
@@ -139,6 +152,15 @@ impl Inventory {
         if let Some(this) = this {
             inv.add_this_host(this, &mut warnings);
         }
+        inv.unverified = inv
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                n.macs.is_empty() && Some(*i as u32) != inv.this_node && unverified_nodes.contains(&n.name)
+            })
+            .map(|(i, _)| i as u32)
+            .collect();
         for s in &mut services {
             if let Some(a) = &s.announcer
                 && !inv.nodes.iter().any(|n| n.name == *a)
@@ -310,6 +332,15 @@ impl Inventory {
             Some(i) => Lookup::Pool(&self.pools[i as usize]),
             None => Lookup::Unwatched,
         }
+    }
+
+    /// Whether a device answering for `w` might be a node whose MACs are unknown: one of its
+    /// announcers (any node, when it has none) has no l2watch Lease.
+    #[inline]
+    pub fn may_be_unverified_node(&self, w: &Watched) -> bool {
+        !self.unverified.is_empty()
+            && (w.announcers.is_empty()
+                || w.announcers.iter().any(|a| self.unverified.binary_search(a).is_ok()))
     }
 
     /// Who `mac` belongs to, if it is a node's or a known host's.

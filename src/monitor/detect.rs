@@ -230,7 +230,9 @@ fn claim_verdict(
             Role::Service | Role::Registry => match inv.owner(mac) {
                 Some(Owner::Node(n)) => (!w.announcers.is_empty() && !w.announcers.contains(&n))
                     .then(|| (FindingKind::WrongAnnouncer, Some(inv.owner_name(Owner::Node(n))))),
-                _ => (!inv.allowed(mac, ip)).then_some((FindingKind::ForeignMac, None)),
+                // A node without an l2watch Lease may be the one answering: its MACs are unknown.
+                _ => (!inv.allowed(mac, ip) && !inv.may_be_unverified_node(w))
+                    .then_some((FindingKind::ForeignMac, None)),
             },
             Role::Node | Role::Host => (inv.owner(mac) != w.owner && !inv.allowed(mac, ip))
                 .then(|| (FindingKind::NodeIpConflict, w.owner.map(|o| inv.owner_name(o)))),

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod index;
 pub mod lease;
 pub mod objects;
+pub mod parts;
 pub mod selector;
 
 use std::fmt;
