@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -39,6 +40,37 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// IEEE registries (CSV) for MAC vendor names; files that do not exist are skipped.
     pub oui_files: Vec<PathBuf>,
+    /// The Kubernetes inventory source.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// The `kubernetes:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Write a Warning Event on the Service when a conflict on its IP starts (and for drift and
+    /// ignored annotations).
+    pub events: bool,
+    /// How long this node's Lease (its MACs, for the peers) counts after each renewal; it is renewed
+    /// every third of it.
+    #[serde(with = "crate::humane::duration")]
+    pub lease_duration: Duration,
+    /// MetalLB's namespace, where its legacy ConfigMap `config` lives (MetalLB <= 0.12).
+    pub metallb_namespace: String,
+    /// At start, the API must answer within this, or l2watch exits (it does not start blind).
+    #[serde(with = "crate::humane::duration")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            events: true,
+            lease_duration: Duration::from_secs(30),
+            metallb_namespace: "metallb-system".into(),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for Config {
@@ -53,6 +85,7 @@ impl Default for Config {
             probe: ProbeConfig::default(),
             metrics: MetricsConfig::default(),
             oui_files: crate::wire::vendor::DEFAULT_FILES.iter().map(PathBuf::from).collect(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -463,6 +496,16 @@ impl Config {
         }
         if d.hold > 30 * day || d.flip_window > 30 * day {
             return fail("detect.hold and detect.flip_window must be at most 30 days".into());
+        }
+        let k = &self.kubernetes;
+        if k.lease_duration < Duration::from_secs(3) || k.lease_duration > Duration::from_secs(3600) {
+            return fail("kubernetes.lease_duration must be 3s to 1h".into());
+        }
+        if k.connect_timeout.is_zero() || k.metallb_namespace.trim().is_empty() {
+            return fail(
+                "kubernetes.connect_timeout must be longer than zero and kubernetes.metallb_namespace set"
+                    .into(),
+            );
         }
         if self.metrics.max_series < 16 {
             return fail("metrics.max_series must be at least 16".into());

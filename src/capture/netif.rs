@@ -140,6 +140,28 @@ impl Sys {
         out
     }
 
+    /// The addresses held by the interfaces named `names` (IPv6 link-local left out), sorted: what
+    /// this node announces as its LAN addresses. Read with getifaddrs, which, unlike procfs, says
+    /// which interface holds an IPv4 address (kube-proxy's `kube-ipvs0` holds every Service IP).
+    pub fn addresses_of(&self, names: &[String]) -> Vec<IpAddr> {
+        let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+        let mut out: Vec<IpAddr> = addrs
+            .filter(|a| names.contains(&a.interface_name))
+            .filter_map(|a| {
+                let sa = a.address?;
+                if let Some(v4) = sa.as_sockaddr_in() {
+                    return Some(IpAddr::V4(v4.ip()));
+                }
+                let v6 = sa.as_sockaddr_in6()?.ip();
+                // fe80::/10 is on every link and says nothing about the LAN.
+                ((v6.segments()[0] & 0xffc0) != 0xfe80).then_some(IpAddr::V6(v6))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The interface of the IPv4 default route (lowest metric), else of the IPv6 one.
     pub fn default_route_interface(&self) -> Option<String> {
         let v4 = fs::read_to_string(self.proc_net.join("route")).ok().and_then(|t| default_v4(&t));

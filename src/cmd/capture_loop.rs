@@ -76,7 +76,7 @@ pub struct Setup {
     /// Where interface state is read from.
     pub sys: Sys,
     /// MAC vendor names.
-    pub vendors: Vendors,
+    pub vendors: Arc<Vendors>,
     /// `metrics.max_series`.
     pub max_series: usize,
     /// Where the inventory comes from (`/findings` says so).
@@ -97,7 +97,7 @@ pub struct CaptureLoop {
     log: FindingLog,
     ring_config: RingConfig,
     sys: Sys,
-    vendors: Vendors,
+    vendors: Arc<Vendors>,
     logged_wait_error: bool,
     next_log_reset: Instant,
     json: Vec<u8>,

@@ -1,6 +1,7 @@
 //! `l2watch run`: sets everything up, reporting each problem once and clearly, starts the capture
-//! thread ([`crate::cmd::capture_loop`]), and runs the async side: the HTTP endpoint, signals, and the
-//! inventory feed (sources and this host's interfaces → a new snapshot → the capture thread).
+//! thread ([`crate::cmd::capture_loop`]), and runs the async side: the HTTP endpoint, signals, the
+//! Kubernetes source, and the inventory feed (sources and this host's interfaces → a new snapshot →
+//! the capture thread).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use crate::capture::Ring;
 use crate::capture::netif::Sys;
 use crate::capture::open::{interfaces, open_rings, ring_config};
 use crate::cmd::capture_loop::{CaptureLoop, Setup, now};
-use crate::config::Config;
+use crate::config::{Config, InventorySource};
+use crate::export::log::FindingLog;
 use crate::export::metrics::Metrics;
 use crate::export::shared::Shared;
+use crate::inventory::kubernetes::source::{self as kube_source, Publish};
 use crate::inventory::{Inventory, Owner, Parts, ThisHost};
 use crate::monitor::engine::{Monitor, Settings};
 use crate::wire::mac::Mac;
@@ -24,16 +27,28 @@ const MAX_OWN_MACS: usize = 256;
 /// How often the host's MACs and addresses are re-read (interfaces come and go).
 const RESCAN: Duration = Duration::from_secs(5);
 
+/// Findings waiting for the Kubernetes Event writer; more are counted and left out.
+const EVENT_QUEUE: usize = 256;
+
 /// This host as its interfaces show it, re-read every [`RESCAN`].
 struct HostScan {
     sys: Sys,
     exclude: Vec<String>,
     this: ThisHost,
+    /// Interfaces it answers ARP on, and the addresses they hold (for its Lease).
+    publish: Publish,
 }
 
 impl HostScan {
-    /// Re-reads the answering MACs and IPv6 addresses; returns whether anything changed. MACs that
-    /// went away stay: old evidence and neighbours' caches still carry them. The cap only matters on a
+    fn new(sys: Sys, exclude: Vec<String>, node: &str, macs: Vec<Mac>) -> HostScan {
+        let this = ThisHost { node: node.into(), macs, addresses: sys.local_v6(&exclude) };
+        let mut scan = HostScan { sys, exclude, this, publish: Publish::default() };
+        scan.rescan();
+        scan
+    }
+
+    /// Re-reads the answering MACs and addresses; returns whether anything changed. MACs that went
+    /// away stay: old evidence and neighbours' caches still carry them. The cap only matters on a
     /// host whose (not excluded) interfaces churn MACs.
     fn rescan(&mut self) -> bool {
         let mut changed = false;
@@ -43,6 +58,16 @@ impl HostScan {
             changed = true;
         }
         let Ok(answering) = self.sys.answering_macs(&self.exclude) else { return changed };
+        let interfaces: Vec<String> = answering.iter().map(|(n, _)| n.clone()).collect();
+        let publish = Publish {
+            macs: answering.iter().map(|(_, m)| *m).collect(),
+            ips: self.sys.addresses_of(&interfaces),
+            interfaces,
+        };
+        if publish != self.publish {
+            self.publish = publish;
+            changed = true;
+        }
         let mut new: Vec<Mac> =
             answering.into_iter().map(|(_, m)| m).filter(|m| !self.this.macs.contains(m)).collect();
         new.sort_unstable();
@@ -61,26 +86,39 @@ impl HostScan {
     }
 }
 
-/// Builds snapshots from the sources' parts and this host, and hands each to the capture thread and
-/// the inventory metrics.
+/// Builds snapshots from the sources' parts and this host, and hands each to the capture thread, the
+/// inventory metrics and the Event writer.
 struct Feed {
-    parts: Parts,
+    /// What the config file lists.
+    config: Parts,
+    /// What the Kubernetes API says, once it has said it.
+    cluster: Option<Parts>,
     host: HostScan,
     to_capture: Sender<Arc<Inventory>>,
+    latest: tokio::sync::watch::Sender<Arc<Inventory>>,
     shared: Arc<Shared>,
     warnings: HashSet<String>,
 }
 
 impl Feed {
     fn build(&mut self) -> Arc<Inventory> {
-        let inv = Arc::new(Inventory::build(self.parts.clone(), Some(&self.host.this)));
+        let mut parts = self.config.clone();
+        if let Some(cluster) = &self.cluster {
+            // The API's word first: the config's nodes, pools and Services are added to it.
+            let mut joined = cluster.clone();
+            joined.track_all = parts.track_all;
+            joined.extend(std::mem::take(&mut parts));
+            parts = joined;
+        }
+        let inv = Arc::new(Inventory::build(parts, Some(&self.host.this)));
         // Each warning once while it lasts, not once per snapshot.
         let now: HashSet<String> = inv.warnings.iter().cloned().collect();
         for w in now.difference(&self.warnings) {
-            tracing::warn!(warning = %w, "the inventory does not fit together; l2watch keeps monitoring with the first word");
+            tracing::warn!(warning = %w, "the inventory is incomplete or does not fit together; monitoring goes on with what is known");
         }
         self.warnings = now;
         self.shared.metrics.set_inventory(&inv);
+        self.latest.send_replace(inv.clone());
         inv
     }
 
@@ -102,7 +140,17 @@ pub fn start(
 ) -> anyhow::Result<i32> {
     let sys = Sys::default();
     let names = interfaces(flags, &config.capture.interfaces, &sys)?;
-    let source = if parts.is_empty() { "none" } else { "static" };
+    let kubernetes = config.inventory.source == InventorySource::Kubernetes;
+    let source = match config.inventory.source {
+        InventorySource::Kubernetes => "kubernetes",
+        _ if parts.is_empty() => "none",
+        _ => "static",
+    };
+    if kubernetes && !named {
+        anyhow::bail!(
+            "the Kubernetes inventory needs this node's name as Kubernetes knows it: set $NODE_NAME (from the downward API: spec.nodeName) or --node-name"
+        );
+    }
     let exclude = config.capture.exclude.clone();
     let answering = sys.answering_macs(&exclude)?;
     let own_macs: Vec<Mac> = answering.iter().map(|(_, m)| *m).collect();
@@ -119,8 +167,15 @@ pub fn start(
             })
             .unwrap_or_else(|| node.to_owned())
     };
-    let this = ThisHost { node: node.as_str().into(), macs: own_macs, addresses: sys.local_v6(&exclude) };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The API first: without it there is nothing worth starting.
+    let connection = if kubernetes {
+        let c = runtime.block_on(kube_source::connect(config.kubernetes.connect_timeout))?;
+        tracing::info!(api = %c.url, namespace = %c.namespace, "connected to the Kubernetes API");
+        Some(c)
+    } else {
+        None
+    };
     let listener = runtime.block_on(crate::export::http::bind(config.metrics.listen))?;
     let ring_config = ring_config(config.capture.ring_mib);
     let rings: Vec<Ring> = open_rings(&sys, &names, &ring_config)?.into_iter().map(|(r, _)| r).collect();
@@ -133,17 +188,26 @@ pub fn start(
             "no MAC vendor registry found (Debian: apt-get install ieee-data); vendor labels stay empty"
         );
     }
+    let vendors = Arc::new(vendors);
     let shared = Arc::new(Shared::new(Metrics::new()?, names.len()));
     let (to_capture, from_feed) = std::sync::mpsc::channel();
+    let host = HostScan::new(sys.clone(), exclude, &node, own_macs);
+    let (latest, latest_rx) = tokio::sync::watch::channel(Arc::new(Inventory::default()));
     let mut feed = Feed {
-        parts,
-        host: HostScan { sys: sys.clone(), exclude, this },
+        config: parts,
+        cluster: None,
+        host,
         to_capture,
+        latest,
         shared: shared.clone(),
         warnings: HashSet::new(),
     };
     let inv = feed.build();
-    shared.set_inventory_synced(source, true);
+    if !kubernetes {
+        shared.set_inventory_synced(source, true);
+    } else {
+        shared.set_inventory_synced(source, false);
+    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         node = %node,
@@ -161,8 +225,16 @@ pub fn start(
         interfaces: names.len(),
         seed: t0.0 ^ u64::from(std::process::id()),
     };
-    let mut log = crate::export::log::FindingLog::default();
-    let monitor = Monitor::new(settings, inv, t0, &mut log);
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+    let mut log = match (&connection, config.kubernetes.events) {
+        (Some(_), true) => FindingLog::with_events(events_tx),
+        _ => FindingLog::default(),
+    };
+    let mut monitor = Monitor::new(settings, inv, t0, &mut log);
+    if kubernetes {
+        // Only a live inventory catches up with a failover's gratuitous ARP.
+        monitor.set_announcer_grace(config.detect.announcer_grace);
+    }
     if let Some(p) = monitor.prober() {
         tracing::info!(
             addresses = p.len(),
@@ -177,7 +249,7 @@ pub fn start(
         rings: rings.into_iter().zip(names.iter().cloned()).collect(),
         ring_config,
         sys,
-        vendors,
+        vendors: vendors.clone(),
         max_series: config.metrics.max_series,
         source,
         log,
@@ -187,6 +259,29 @@ pub fn start(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let status = runtime.block_on(async {
         let server = tokio::spawn(crate::export::http::serve(listener, shared.clone(), stop_rx));
+        let (publish_tx, publish_rx) = tokio::sync::watch::channel(feed.host.publish.clone());
+        let cluster = connection.as_ref().map(|c| {
+            let settings = kube_source::Settings {
+                node: node.clone(),
+                namespace: c.namespace.clone(),
+                metallb_namespace: config.kubernetes.metallb_namespace.clone(),
+                lease_duration: config.kubernetes.lease_duration,
+            };
+            kube_source::start(c, settings, publish_rx)
+        });
+        if let (Some(c), true) = (&connection, config.kubernetes.events) {
+            tokio::spawn(crate::export::event_writer::run(
+                c.client.clone(),
+                node.clone(),
+                events_rx,
+                latest_rx,
+                vendors.clone(),
+            ));
+        }
+        let (mut parts_rx, mut synced_rx, mut peers_rx) = match cluster {
+            Some(c) => (Some(c.parts), Some(c.synced), Some(c.peers)),
+            None => (None, None, None),
+        };
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -204,7 +299,30 @@ pub fn start(
                 }
                 _ = rescan.tick() => {
                     if feed.host.rescan() {
+                        publish_tx.send_replace(feed.host.publish.clone());
                         feed.publish();
+                    }
+                }
+                Ok(()) = changed(parts_rx.as_mut()) => {
+                    let parts = parts_rx.as_ref().and_then(|rx| rx.borrow().clone());
+                    if parts.is_some() {
+                        feed.cluster = parts;
+                        feed.publish();
+                    }
+                }
+                Ok(()) = changed(synced_rx.as_mut()) => {
+                    let synced = synced_rx.as_ref().is_some_and(|rx| *rx.borrow());
+                    // Ready only with the cluster in the snapshot, whichever news came first.
+                    if synced && feed.cluster.is_none() {
+                        feed.cluster = parts_rx.as_ref().and_then(|rx| rx.borrow().clone());
+                        feed.publish();
+                    }
+                    shared.set_inventory_synced(source, synced);
+                }
+                Ok(()) = changed(peers_rx.as_mut()) => {
+                    if let Some(rx) = &peers_rx {
+                        let peers = rx.borrow();
+                        shared.metrics.set_peers(peers.iter().map(|(n, up)| (n.as_str(), *up)));
                     }
                 }
             }
@@ -218,4 +336,14 @@ pub fn start(
         return Ok(2);
     }
     Ok(status)
+}
+
+/// Waits for a change on `rx`; never returns without one (no source: pends forever).
+async fn changed<T>(
+    rx: Option<&mut tokio::sync::watch::Receiver<T>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match rx {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
 }

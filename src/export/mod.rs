@@ -1,5 +1,6 @@
 //! What leaves the process: Prometheus metrics (and their bounds), the HTTP endpoint, reports, logs.
 
+pub mod event_writer;
 pub mod events;
 pub mod http;
 pub mod log;

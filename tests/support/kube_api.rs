@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -198,11 +198,17 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub fn start() -> io::Result<ApiServer> {
+        ApiServer::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// Binds `ip` (an address of the test's own: loopback, or the root end of a test namespace's
+    /// management link) on a free port and starts serving.
+    pub fn start_on(ip: IpAddr) -> io::Result<ApiServer> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         // The listener must be created inside the runtime's context to register with its reactor.
         let listener = {
             let _context = runtime.enter();
-            listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+            listen(SocketAddr::new(ip, 0))?
         };
         let addr = listener.local_addr()?;
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);

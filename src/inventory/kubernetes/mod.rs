@@ -12,6 +12,7 @@ pub mod lease;
 pub mod objects;
 pub mod parts;
 pub mod selector;
+pub mod source;
 
 use std::fmt;
 
