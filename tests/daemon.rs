@@ -438,6 +438,8 @@ fn a_flood_of_random_squatters_stays_within_every_cap() {
             "metrics:\n  max_series: 64\ndetect:\n  max_findings: 256\nprobe:\n  enabled: false\n",
         );
     let env = setup_turn(yaml, &[], turn(true));
+    // Memory is judged by what the flood adds: the idle size is mostly the (debug) binary's pages.
+    let idle = value(&env.metrics(), "process_resident_memory_bytes", &[]).unwrap();
     const N: u64 = 20_000;
     env.foreign.exec(["python3", "-c", RANDOM_FLOOD, "eth0", &N.to_string()]);
     let m = wait_for(Duration::from_secs(5), "every flood frame counted", || {
@@ -449,7 +451,9 @@ fn a_flood_of_random_squatters_stays_within_every_cap() {
     let series: usize = m.lines().filter(|l| l.starts_with("l2watch_") && l.contains("ip=\"")).count();
     assert!(series <= 64, "{series} series with IP labels");
     assert!(value(&m, "l2watch_series_evicted_total", &[]).unwrap() > 0.0);
-    assert!(value(&m, "process_resident_memory_bytes", &[]).unwrap() < 32.0 * 1024.0 * 1024.0);
+    let rss = value(&m, "process_resident_memory_bytes", &[]).unwrap();
+    let mib = |b: f64| b / 1048576.0;
+    assert!(rss - idle < 16.0 * 1048576.0, "RSS grew from {:.1} to {:.1} MiB", mib(idle), mib(rss));
     let f = env.findings();
     assert!(f["findings"].as_array().unwrap().len() <= 256);
     assert!(f["summary"]["evicted"].as_u64().unwrap() >= N - 256, "{} {}", f["summary"], f["frames"]);

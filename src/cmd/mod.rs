@@ -167,7 +167,12 @@ pub fn load(
     Ok((cfg, parts))
 }
 
-/// Logs go to stderr, filtered by `--log-level`, else `$RUST_LOG`, else `info`.
+/// The log filter without `--log-level` or `$RUST_LOG`: l2watch at info; the HTTP and Kubernetes
+/// client libraries only for errors, since they log every retry of a connection l2watch reports once
+/// per outage itself.
+pub const DEFAULT_LOG_FILTER: &str = "info,hyper=error,hyper_util=error,kube_client=error,kube_client::client::builder=off,kube_runtime=error,tower=error";
+
+/// Logs go to stderr, filtered by `--log-level`, else `$RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
 fn init_logging(flag: Option<&str>) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
@@ -177,7 +182,7 @@ fn init_logging(flag: Option<&str>) -> anyhow::Result<()> {
             Ok(f) if !f.trim().is_empty() => {
                 EnvFilter::try_new(&f).with_context(|| format!("RUST_LOG={f:?}: not a log filter"))?
             }
-            _ => EnvFilter::new("info"),
+            _ => EnvFilter::new(DEFAULT_LOG_FILTER),
         },
     };
     tracing_subscriber::fmt()

@@ -11,6 +11,15 @@ use crate::inventory::{IgnoredKey, Machine, Parts, Pool, Service};
 /// interfaces, so a missing Lease of its own is no gap.
 pub fn parts(view: &ClusterView, this_node: &str) -> Parts {
     let mut out = Parts::default();
+    // A Service's or pool's address a node holds on an interface (kube-vip puts VIPs there; a test
+    // LAN answers with the kernel) is the Service's, not the node's own.
+    let service_ips: std::collections::HashSet<std::net::IpAddr> =
+        view.services.iter().flat_map(|v| v.service.assigned.iter().copied()).collect();
+    let in_pool = |ip: &std::net::IpAddr| {
+        let key = crate::wire::iprange::IpKey::from(*ip);
+        view.pools.iter().any(|p| p.pool.ranges.iter().any(|r| r.contains(key)))
+    };
+    let lan_ip = |ip: &&std::net::IpAddr| !service_ips.contains(ip) && !in_pool(ip);
     let mut peers: BTreeMap<&str, &super::PeerInfo> = BTreeMap::new();
     for p in &view.peers {
         peers.insert(p.peer.node.as_str(), &p.peer);
@@ -22,7 +31,7 @@ pub fn parts(view: &ClusterView, this_node: &str) -> Parts {
         let mut macs = Vec::new();
         if let Some(p) = peer {
             macs.extend(p.macs.iter().copied());
-            for ip in &p.ips {
+            for ip in p.ips.iter().filter(lan_ip) {
                 if !ips.contains(ip) {
                     ips.push(*ip);
                 }
@@ -35,7 +44,8 @@ pub fn parts(view: &ClusterView, this_node: &str) -> Parts {
     }
     // A Lease whose node the API does not list (yet): still a node of this cluster.
     for (name, p) in peers {
-        out.nodes.push(Machine { name: name.into(), macs: p.macs.clone(), ips: p.ips.clone() });
+        let ips = p.ips.iter().filter(lan_ip).copied().collect();
+        out.nodes.push(Machine { name: name.into(), macs: p.macs.clone(), ips });
     }
     for v in &view.services {
         let s = &v.service;
