@@ -245,6 +245,21 @@ fn claim_verdict(
     }
 }
 
+/// Whether a Service address moving from `previous` to `mac` is a failover: from one node to
+/// another that may announce it.
+fn change_expected(inv: &Inventory, look: Lookup<'_>, previous: Mac, mac: Mac) -> bool {
+    match look {
+        Lookup::Watched(w) if matches!(w.role, Role::Service | Role::Registry) => {
+            matches!(inv.owner(previous), Some(Owner::Node(_)))
+                && match inv.owner(mac) {
+                    Some(Owner::Node(n)) => w.announcers.is_empty() || w.announcers.contains(&n),
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
 /// Whether an RFC 5227 probe (or DAD) of `ip` from `mac` is `foreign_probe`.
 fn probe_verdict(inv: &Inventory, look: Lookup<'_>, ip: IpKey, mac: Mac) -> bool {
     let owner = match look {
@@ -518,16 +533,7 @@ impl Detector {
             // One node answering from several interfaces is MetalLB working as designed.
             return;
         }
-        let expected = match look {
-            Lookup::Watched(w) if matches!(w.role, Role::Service | Role::Registry) => {
-                matches!(inv.owner(previous), Some(Owner::Node(_)))
-                    && match inv.owner(mac) {
-                        Some(Owner::Node(n)) => w.announcers.is_empty() || w.announcers.contains(&n),
-                        _ => false,
-                    }
-            }
-            _ => false,
-        };
+        let expected = change_expected(inv, look, previous, mac);
         self.raise(FindingKind::MacChanged, ip, mac, At::of(obs), sink, || Ctx {
             other_mac: Some(previous),
             expected,
@@ -585,6 +591,12 @@ impl Detector {
             if !holds {
                 sink.cleared(f);
                 return false;
+            }
+            if f.kind == FindingKind::MacChanged
+                && let Some(previous) = f.other_mac
+            {
+                // The API caught up with a failover: the change reads as expected from now on.
+                f.expected = change_expected(inv, look, previous, key.mac);
             }
             let ctx = Ctx::of(look);
             f.role = ctx.role;

@@ -439,8 +439,12 @@ mod tests {
     fn a_new_announcer_clears_wrong_announcer_at_once() {
         // a is the announcer; b claims the IP: wrong_announcer.
         let mut m = Monitor::new(settings(), inventory(Some("a")), secs(0.0), &mut NoSink);
+        m.observe(&claim(A, secs(0.5), true), &mut NoSink);
         m.observe(&claim(B, secs(1.0), false), &mut NoSink);
         assert!(kinds(&m).contains(&FindingKind::WrongAnnouncer));
+        let changed =
+            |m: &Monitor| m.findings().find(|f| f.kind == FindingKind::MacChanged).map(|f| f.expected);
+        assert_eq!(changed(&m), Some(false));
         // The API now says b announces it (a failover the inventory caught up with): cleared now.
         struct Cleared(Vec<FindingKind>);
         impl Sink for Cleared {
@@ -452,6 +456,8 @@ mod tests {
         m.set_inventory(inventory(Some("b")), secs(2.0), &mut sink);
         assert_eq!(sink.0, [FindingKind::WrongAnnouncer]);
         assert!(!kinds(&m).contains(&FindingKind::WrongAnnouncer));
+        // And the move to b reads as the failover it was.
+        assert_eq!(changed(&m), Some(true));
         // A foreign claim is not explained by any inventory change that leaves it foreign.
         m.observe(&claim(FOREIGN, secs(3.0), false), &mut NoSink);
         m.set_inventory(inventory(None), secs(4.0), &mut NoSink);
