@@ -163,10 +163,16 @@ fn changes(old: &Inventory, new: &Inventory) -> Vec<Issue> {
     out
 }
 
+/// A Service is pending for a moment after every creation, until MetalLB's controller assigns its IP:
+/// only one still pending after this is drift (a requested IP outside every pool, a pool exhausted).
+pub const PENDING_GRACE: Duration = Duration::from_secs(30);
+
 /// The findings about Services, kept between snapshots.
 #[derive(Default)]
 pub struct ServiceFindings {
     findings: FxHashMap<Key, Finding>,
+    /// Pending drift (no IP yet), since when it has been seen.
+    pending_since: FxHashMap<Key, Timestamp>,
 }
 
 impl ServiceFindings {
@@ -174,7 +180,53 @@ impl ServiceFindings {
     /// are raised, kept or cleared to match it; each IP or announcer change raises (or counts on) an
     /// `info` finding of its Service.
     pub fn update(&mut self, old: Option<&Inventory>, new: &Inventory, now: Timestamp, sink: &mut impl Sink) {
-        let issues = standing(new);
+        self.judge(new, now, sink);
+        let Some(old) = old else { return };
+        for issue in changes(old, new) {
+            let key = issue.key();
+            match self.findings.get_mut(&key) {
+                Some(f) => {
+                    f.count += 1;
+                    f.last_seen = now;
+                    f.ip = issue.ip;
+                    f.detail = Some(Arc::new(issue.detail));
+                    sink.refreshed(f);
+                }
+                None => {
+                    let f = issue.finding(now);
+                    sink.raised(&f);
+                    self.findings.insert(key, f);
+                }
+            }
+        }
+    }
+
+    /// Raises the pending drift of `inv` (the inventory in force) that has waited out
+    /// [`PENDING_GRACE`] by `now`; the capture thread's tick calls it.
+    pub fn recheck(&mut self, inv: &Inventory, now: Timestamp, sink: &mut impl Sink) {
+        let waiting = self
+            .pending_since
+            .iter()
+            .any(|(k, since)| !self.findings.contains_key(k) && now.since(*since) >= PENDING_GRACE);
+        if waiting {
+            self.judge(inv, now, sink);
+        }
+    }
+
+    /// Drift and ignored keys: raised, kept or cleared to match `inv`.
+    fn judge(&mut self, inv: &Inventory, now: Timestamp, sink: &mut impl Sink) {
+        let mut issues = standing(inv);
+        let pending: rustc_hash::FxHashSet<Key> = issues
+            .iter()
+            .filter(|i| matches!(i.detail, Detail::Drift { actual: None, .. }))
+            .map(Issue::key)
+            .collect();
+        self.pending_since.retain(|k, _| pending.contains(k));
+        for k in pending {
+            self.pending_since.entry(k).or_insert(now);
+        }
+        let since = &self.pending_since;
+        issues.retain(|i| since.get(&i.key()).is_none_or(|t| now.since(*t) >= PENDING_GRACE));
         let keep: rustc_hash::FxHashSet<Key> = issues.iter().map(Issue::key).collect();
         self.findings.retain(|key, f| {
             let history = matches!(f.kind, FindingKind::IpChanged | FindingKind::AnnouncerChanged);
@@ -194,24 +246,6 @@ impl ServiceFindings {
                         f.detail = Some(Arc::new(detail));
                         f.ip = issue.ip;
                     }
-                }
-                None => {
-                    let f = issue.finding(now);
-                    sink.raised(&f);
-                    self.findings.insert(key, f);
-                }
-            }
-        }
-        let Some(old) = old else { return };
-        for issue in changes(old, new) {
-            let key = issue.key();
-            match self.findings.get_mut(&key) {
-                Some(f) => {
-                    f.count += 1;
-                    f.last_seen = now;
-                    f.ip = issue.ip;
-                    f.detail = Some(Arc::new(issue.detail));
-                    sink.refreshed(f);
                 }
                 None => {
                     let f = issue.finding(now);
@@ -293,6 +327,11 @@ mod tests {
         );
         let mut t = ServiceFindings::default();
         t.update(None, &snap, t0, &mut NoSink);
+        // Every Service is pending for a moment after creation: not drift yet.
+        assert_eq!(t.iter().count(), 2, "pending drift raised before its grace");
+        t.recheck(&snap, Timestamp(t0.0 + 29_000_000_000), &mut NoSink);
+        assert_eq!(t.iter().count(), 2);
+        t.recheck(&snap, t0.plus(PENDING_GRACE), &mut NoSink);
         let mut got: Vec<(String, DriftFacts, IpAddr)> =
             sorted(&t).iter().map(|f| (f.service.as_ref().unwrap().to_string(), drift(f), f.ip)).collect();
         got.sort_by(|a, b| (&a.0, a.1.0).cmp(&(&b.0, b.1.0)));

@@ -284,6 +284,7 @@ impl Monitor {
     pub fn expire(&mut self, now: Timestamp, sink: &mut impl Sink) {
         self.detector.expire(now, sink);
         self.services.expire(now, self.hold, sink);
+        self.services.recheck(&self.inv, now, sink);
     }
 }
 
