@@ -228,7 +228,8 @@ fn peers_share_their_macs_and_a_foreign_device_is_found_and_reported_on_the_serv
     wait_for(Duration::from_secs(5), "foreign_mac on web/nginx", || {
         (value(&metrics(c.scrape_a), "l2watch_conflict_active", &labels) == Some(1.0)).then_some(())
     });
-    // And an IPConflict Event on the Service, naming the IP and the MAC.
+    // And one IPConflict Event on the Service (one node writes for the cluster), naming the IP and
+    // the MAC.
     let event = wait_for(Duration::from_secs(5), "an IPConflict Event on web/nginx", || {
         c.api.objects("events.k8s.io/v1", "events").into_iter().find(|e| {
             e["reason"] == "IPConflict"
@@ -240,6 +241,16 @@ fn peers_share_their_macs_and_a_foreign_device_is_found_and_reported_on_the_serv
     assert_eq!(event["type"], "Warning");
     assert!(event["note"].as_str().unwrap().contains(VIP), "{event}");
     assert_eq!(event["regarding"]["uid"], service(VIP)["metadata"]["uid"], "kubectl describe needs the uid");
+    std::thread::sleep(Duration::from_secs(2));
+    let conflicts_written = c
+        .api
+        .objects("events.k8s.io/v1", "events")
+        .into_iter()
+        .filter(|e| {
+            e["reason"] == "IPConflict" && e["note"].as_str().is_some_and(|n| n.contains(MAC_FOREIGN))
+        })
+        .count();
+    assert_eq!(conflicts_written, 1, "both nodes see the conflict; one writes the Event");
 }
 
 #[test]
@@ -258,7 +269,15 @@ fn a_failover_done_the_metallb_way_never_shows_a_conflict() {
     c.a.add_addr("eth0", &format!("{VIP}/32"));
     c.a.gratuitous_arp("eth0", VIP, 1);
     std::thread::sleep(Duration::from_millis(500));
-    c.api.apply(l2status("node-a")).unwrap();
+    // MetalLB >= 0.14.6: each speaker owns its status, so the old one goes and a new one comes.
+    let old = l2status("node-b");
+    let old_name = old["metadata"]["name"].as_str().unwrap().to_owned();
+    c.api.delete("metallb.io/v1beta1", "servicel2statuses", "metallb-system", &old_name).expect("old status");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut new = l2status("node-a");
+    new["metadata"]["name"] = json!("l2-n0dea");
+    new["metadata"]["uid"] = json!("9d2e3f4a-6b7c-4d8e-9f0a-1b2c3d4e5f60");
+    c.api.apply(new).unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < until {
         for at in [c.scrape_a, c.scrape_b] {

@@ -20,12 +20,13 @@ use crate::export::log::FindingLog;
 use crate::export::metrics::{InterfaceCounts, InterfaceMetrics, SeriesBook};
 use crate::export::report::InventoryJson;
 use crate::export::shared::{Shared, monotonic_nanos};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Lookup};
 use crate::monitor::engine::{Monitor, RoundReport};
 use crate::monitor::probe::Class;
 use crate::monitor::tally::{Analysis, FileOutcome, FrameCounts, interface_id};
 use crate::wire::decode::{self, Decoded, FrameMeta, LinkType};
 use crate::wire::frame::{ArpSpec, NdSpec, write_arp, write_nd};
+use crate::wire::iprange::IpKey;
 use crate::wire::mac::Mac;
 use crate::wire::observation::Timestamp;
 use crate::wire::vendor::Vendors;
@@ -102,6 +103,7 @@ pub struct CaptureLoop {
     next_log_reset: Instant,
     json: Vec<u8>,
     source: &'static str,
+    events_dropped: u64,
 }
 
 impl CaptureLoop {
@@ -157,6 +159,7 @@ impl CaptureLoop {
             max_series,
             log,
             source,
+            events_dropped: 0,
             ring_config,
             sys,
             vendors,
@@ -264,6 +267,11 @@ impl CaptureLoop {
         }
         if let Some(inv) = newest {
             self.monitor.set_inventory(inv, now(), &mut self.log);
+            let inv = self.monitor.inventory();
+            let probed = |ip: &str| {
+                ip.parse::<IpAddr>().is_ok_and(|ip| matches!(inv.lookup(IpKey::from(ip)), Lookup::Watched(_)))
+            };
+            self.shared.metrics.forget_probe_series(&mut self.book, probed);
             self.log.changed = true;
         }
     }
@@ -421,6 +429,13 @@ impl CaptureLoop {
         self.publish_findings();
         self.log.changed = false;
         if mono >= self.next_log_reset {
+            if self.log.events_dropped > self.events_dropped {
+                tracing::warn!(
+                    findings = self.log.events_dropped - self.events_dropped,
+                    "findings left out of Kubernetes Events: the Event writer is behind (the API is slow or down)"
+                );
+                self.events_dropped = self.log.events_dropped;
+            }
             self.log.new_second();
             self.next_log_reset = mono + TICK;
         }

@@ -1,8 +1,9 @@
 //! Writes the Kubernetes Events that [`EventBook`] decides on, as `events.k8s.io/v1` Events on the
 //! Service, so `kubectl describe svc` shows them. The edge of [`crate::export::events`].
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::events::v1::{Event, EventSeries};
@@ -25,8 +26,25 @@ fn timestamp() -> Timestamp {
     Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
 }
 
+/// Each API call gets this long.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A failed write is tried again this often...
+const RETRY_EVERY: Duration = Duration::from_secs(10);
+/// ...this many times in all, then dropped (and counted).
+const ATTEMPTS: u32 = 3;
+/// Most writes waiting for a retry; more are dropped (and counted).
+const MAX_WAITING: usize = 64;
+
+struct Waiting {
+    spec: EventSpec,
+    write: Write,
+    attempts: u32,
+}
+
 /// Writes Events for the findings that arrive until the channel closes. `node` is the reporting
-/// instance; `inventory` names announcers. Failures are logged once per streak and never stop anything.
+/// instance; `inventory` names announcers and the node that writes (one for the whole cluster). A
+/// failed write is retried [`ATTEMPTS`] times, [`RETRY_EVERY`] apart; failures are logged once per
+/// streak and never stop anything.
 pub async fn run(
     client: Client,
     node: String,
@@ -35,28 +53,71 @@ pub async fn run(
     vendors: Arc<Vendors>,
 ) {
     let mut book = EventBook::default();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut failing = false;
-    while let Some(f) = findings.recv().await {
-        let spec = {
-            let inv = inventory.borrow();
-            EventSpec::of(&f, &inv, &vendors)
+    let mut dropped = 0u64;
+    let mut retry = tokio::time::interval(RETRY_EVERY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let batch: Vec<Waiting> = tokio::select! {
+            f = findings.recv() => {
+                let Some(f) = f else { return };
+                let spec = {
+                    let inv = inventory.borrow();
+                    // One node writes for the cluster: every node sees the same conflict.
+                    if inv.event_writer.as_deref().is_some_and(|w| w != node) {
+                        continue;
+                    }
+                    EventSpec::of(&f, &inv, &vendors)
+                };
+                let Some(spec) = spec else { continue };
+                let Some(write) = book.decide(&spec, timestamp()) else { continue };
+                vec![Waiting { spec, write, attempts: 0 }]
+            }
+            _ = retry.tick(), if !waiting.is_empty() => waiting.drain(..).collect(),
         };
-        let Some(spec) = spec else { continue };
-        let Some(write) = book.decide(&spec, timestamp()) else { continue };
-        let result = match write {
-            Write::Create => create(&client, &node, &spec).await.map(|name| book.created(&spec, name)),
-            Write::Count { name, count } => count_on(&client, &spec, &name, count).await,
-        };
-        match result {
-            Ok(()) => failing = false,
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(
-                        service = %spec.service, reason = spec.reason, error = %e,
-                        "cannot write a Kubernetes Event (RBAC: create and patch events.k8s.io events); the finding is in /metrics and /findings"
-                    );
+        for mut w in batch {
+            w.attempts += 1;
+            let call = async {
+                match &w.write {
+                    Write::Create => create(&client, &node, &w.spec).await.map(Some),
+                    Write::Count { name, count } => {
+                        count_on(&client, &w.spec, name, *count).await.map(|()| None)
+                    }
                 }
-                failing = true;
+            };
+            let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", CALL_TIMEOUT.as_secs())),
+            };
+            match result {
+                Ok(created) => {
+                    if let Some(name) = created {
+                        book.created(&w.spec, name);
+                    }
+                    if failing {
+                        tracing::info!("Kubernetes Events are written again");
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(
+                            service = %w.spec.service, reason = w.spec.reason, error = %e,
+                            "cannot write a Kubernetes Event (RBAC: create and patch events.k8s.io events); retrying; the finding is in /metrics and /findings"
+                        );
+                    }
+                    failing = true;
+                    if w.attempts < ATTEMPTS && waiting.len() < MAX_WAITING {
+                        waiting.push_back(w);
+                    } else {
+                        dropped += 1;
+                        tracing::warn!(
+                            service = %w.spec.service, reason = w.spec.reason, dropped,
+                            "a Kubernetes Event was given up after {ATTEMPTS} attempts"
+                        );
+                    }
+                }
             }
         }
     }

@@ -38,6 +38,9 @@ pub struct EventSpec {
     pub reason: &'static str,
     /// What happened and what to do, for `kubectl describe`.
     pub message: String,
+    /// What repeats are counted by: the IP for conflicts (a foreign device found both answering a
+    /// probe with the announcer and claiming the IP is one conflict, not two), else the message.
+    pub subject: String,
 }
 
 impl EventSpec {
@@ -96,7 +99,11 @@ impl EventSpec {
             message.truncate(end);
             message.push_str("...");
         }
-        Some(EventSpec { service, type_: "Warning", reason, message })
+        let subject = match reason {
+            "IPConflict" | "IPUnanswered" => f.ip.to_string(),
+            _ => message.clone(),
+        };
+        Some(EventSpec { service, type_: "Warning", reason, message, subject })
     }
 }
 
@@ -147,7 +154,7 @@ impl EventBook {
             self.dropped += 1;
             return None;
         }
-        let key = (spec.service.clone(), spec.reason, spec.message.clone());
+        let key = (spec.service.clone(), spec.reason, spec.subject.clone());
         if let Some(r) = self.seen.get_mut(&key)
             && now.since(r.last) <= SERIES_WINDOW
             && let Some(name) = &r.name
@@ -174,7 +181,7 @@ impl EventBook {
 
     /// The Event for `spec` was created under `name`: repeats are counted on it.
     pub fn created(&mut self, spec: &EventSpec, name: String) {
-        if let Some(r) = self.seen.get_mut(&(spec.service.clone(), spec.reason, spec.message.clone())) {
+        if let Some(r) = self.seen.get_mut(&(spec.service.clone(), spec.reason, spec.subject.clone())) {
             r.name = Some(name);
         }
     }
@@ -257,12 +264,23 @@ mod tests {
         assert_eq!(b.decide(&a, secs(10.0)), Some(Write::Count { name: "nginx.1".into(), count: 2 }));
         // After the window: a new Event.
         assert_eq!(b.decide(&a, secs(10.0 + 6.0 * 60.0 + 1.0)), Some(Write::Create));
-        // Many different conflicts on one Service: a burst, then one a minute.
+        b.created(&a, "nginx.2".into());
+        // Another MAC on the same IP within the window is the same conflict: counted on it.
+        assert_eq!(
+            b.decide(&spec(2), secs(10.0 + 6.0 * 60.0 + 2.0)),
+            Some(Write::Count { name: "nginx.2".into(), count: 2 })
+        );
+        // Many conflicts on other addresses of one Service: a burst, then one a minute.
         let t = 1000.0;
+        let other = |m: u8| {
+            let mut s = spec(m);
+            s.subject = format!("10.0.0.{m}");
+            s
+        };
         let written =
-            (10..30).filter(|m| b.decide(&spec(*m), secs(t + f64::from(*m) * 0.5)).is_some()).count();
+            (10..30).filter(|m| b.decide(&other(*m), secs(t + f64::from(*m) * 0.5)).is_some()).count();
         assert_eq!(written, 5);
         assert!(b.dropped >= 15);
-        assert_eq!(b.decide(&spec(99), secs(t + 75.0)), Some(Write::Create));
+        assert_eq!(b.decide(&other(99), secs(t + 75.0)), Some(Write::Create));
     }
 }

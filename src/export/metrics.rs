@@ -216,7 +216,7 @@ impl Metrics {
             )?,
             conflict_active: gauge(
                 "l2watch_conflict_active",
-                "1 while a finding of warning or critical severity is active, one series per MAC involved.",
+                "1 while a warning or critical finding about frames is active, one series per MAC involved.",
                 &["kind", "ip", "mac", "namespace", "service"],
             )?,
             ip_responders: gauge(
@@ -491,6 +491,20 @@ impl Metrics {
             | Family::ServiceAnnouncerChanges => self.counter(family).remove_label_values(&refs),
             _ => self.gauge(family).remove_label_values(&refs),
         };
+    }
+
+    /// Removes the probe series (`l2watch_ip_responders`, `l2watch_ip_unanswered`) of addresses no
+    /// longer probed (`probed` says which are): after a Service is deleted or moves, its old address
+    /// must not keep its last value.
+    pub fn forget_probe_series(&self, book: &mut SeriesBook, probed: impl Fn(&str) -> bool) {
+        book.series.retain(|(family, labels), _| {
+            let keep = !matches!(family, Family::IpResponders | Family::IpUnanswered)
+                || labels.first().is_some_and(|ip| probed(ip));
+            if !keep {
+                self.remove(*family, labels);
+            }
+            keep
+        });
     }
 
     /// Records a closed probe round for a watched address.
@@ -857,5 +871,18 @@ mod tests {
         t.update(Some(&b), &a, Timestamp(3), &mut NoSink);
         m.sync_findings(&mut book, t.iter(), &vendors, 100);
         assert!(text(&m).contains("l2watch_service_ip_changes_total{namespace=\"ml\",service=\"mlflow\"} 2"));
+    }
+
+    #[test]
+    fn probe_series_of_addresses_no_longer_probed_go() {
+        let m = Metrics::new().unwrap();
+        let mut book = SeriesBook::default();
+        m.probe_round(&mut book, "10.0.0.5", 1, Some((0, "ns", "web")), 100);
+        m.probe_round(&mut book, "10.0.0.6", 1, Some((3, "ns", "api")), 100);
+        m.forget_probe_series(&mut book, |ip| ip == "10.0.0.5");
+        let t = text(&m);
+        assert!(t.contains("l2watch_ip_responders{ip=\"10.0.0.5\"} 1"), "{t}");
+        assert!(!t.contains("10.0.0.6"), "{t}");
+        assert_eq!(book.len(), 2);
     }
 }

@@ -195,6 +195,9 @@ pub struct Parts {
     pub unverified_nodes: Vec<Arc<str>>,
     /// What a source could not use, for the snapshot's warnings.
     pub warnings: Vec<String>,
+    /// The node whose l2watch writes Kubernetes Events (the first live peer by name), so a conflict
+    /// every node sees becomes one Event, not one per node. `None`: every node writes.
+    pub event_writer: Option<Arc<str>>,
 }
 
 /// How kube-proxy runs (ConfigMap `kube-system/kube-proxy`, key `config.conf`).
@@ -225,6 +228,7 @@ impl Parts {
         self.kube_proxy = self.kube_proxy.take().or(other.kube_proxy);
         self.unverified_nodes.extend(other.unverified_nodes);
         self.warnings.extend(other.warnings);
+        self.event_writer = self.event_writer.take().or(other.event_writer);
     }
 
     /// Whether nothing at all is known (no node, host, pool, Service or registry entry).

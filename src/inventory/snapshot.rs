@@ -52,6 +52,8 @@ pub struct Inventory {
     pub track_all: bool,
     /// kube-proxy's mode and strictARP setting, when known.
     pub kube_proxy: Option<super::KubeProxy>,
+    /// The node that writes Kubernetes Events; `None`: every node does.
+    pub event_writer: Option<Arc<str>>,
     /// What did not fit together while building (a MAC given to two machines, an unknown announcer).
     pub warnings: Vec<String>,
     /// This host's node, by index in `nodes`.
@@ -117,9 +119,11 @@ impl Inventory {
             kube_proxy,
             unverified_nodes,
             warnings: source_warnings,
+            event_writer,
         } = parts;
         let mut inv = Inventory {
             kube_proxy,
+            event_writer,
             nodes: merge_machines(nodes),
             hosts: merge_machines(hosts),
             pools,

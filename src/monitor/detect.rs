@@ -303,6 +303,14 @@ impl Detector {
         self.grace = grace;
     }
 
+    /// The wall clock was stepped by `delta` nanoseconds: claims waiting for their grace keep the
+    /// time they have left.
+    pub fn shift(&mut self, delta: i64) {
+        for p in self.pending.values_mut() {
+            p.due = Timestamp(p.due.0.saturating_add_signed(delta));
+        }
+    }
+
     /// Addresses whose unexplained announcer has had its grace by `now`: each wants a probe round.
     pub fn due_claims(&self, now: Timestamp) -> impl Iterator<Item = IpAddr> + '_ {
         self.pending.iter().filter(move |(_, p)| p.due <= now).map(|(k, _)| k.ip.to_ip())
@@ -546,7 +554,12 @@ impl Detector {
             f.expected = expected;
             f.flip_flop |= known;
         }
-        if known && !expected && obs.time.since(previous_claim) <= self.cfg.flip_window {
+        // With a live inventory a flip back between two nodes is a failback the API has not shown
+        // yet: the pending claim and its probe round judge it, not the passive flip rule.
+        let failback = !self.grace.is_zero()
+            && matches!(inv.owner(previous), Some(Owner::Node(_)))
+            && matches!(inv.owner(mac), Some(Owner::Node(_)));
+        if known && !expected && !failback && obs.time.since(previous_claim) <= self.cfg.flip_window {
             // The IP came back to a MAC that claimed it recently: both are answering.
             self.raise(FindingKind::MultipleResponders, ip, mac, At::of(obs), sink, || Ctx {
                 other_mac: Some(previous),
@@ -582,6 +595,10 @@ impl Detector {
                     claim_verdict(inv, look, key.ip, key.mac).is_some_and(|(k, _)| k == f.kind)
                 }
                 FindingKind::ForeignProbe => probe_verdict(inv, look, key.ip, key.mac),
+                // Only a Service's address must be answered.
+                FindingKind::Unanswered => {
+                    matches!(look, Lookup::Watched(w) if w.role == Role::Service)
+                }
                 // Two MACs of one node are one responder.
                 FindingKind::MultipleResponders => {
                     f.other_mac.is_none_or(|o| responder(inv, o) != responder(inv, key.mac))

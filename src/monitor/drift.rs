@@ -148,17 +148,6 @@ fn changes(old: &Inventory, new: &Inventory) -> Vec<Issue> {
                 detail: Detail::IpChanged { from: a, to: b },
             });
         }
-        if let (Some(from), Some(to)) = (&o.announcer, &s.announcer)
-            && from != to
-        {
-            out.push(Issue {
-                kind: FindingKind::AnnouncerChanged,
-                service: Some(s.name.clone()),
-                ip: ip_of(s, None),
-                pool: s.pool.clone(),
-                detail: Detail::AnnouncerChanged { from: from.clone(), to: to.clone() },
-            });
-        }
     }
     out
 }
@@ -173,6 +162,9 @@ pub struct ServiceFindings {
     findings: FxHashMap<Key, Finding>,
     /// Pending drift (no IP yet), since when it has been seen.
     pending_since: FxHashMap<Key, Timestamp>,
+    /// The last announcer known for each Service: a failover on MetalLB >= 0.14.6 deletes one
+    /// ServiceL2Status and creates another, so snapshots in between may know none.
+    announcers: FxHashMap<Arc<ServiceName>, Arc<str>>,
 }
 
 impl ServiceFindings {
@@ -181,8 +173,27 @@ impl ServiceFindings {
     /// `info` finding of its Service.
     pub fn update(&mut self, old: Option<&Inventory>, new: &Inventory, now: Timestamp, sink: &mut impl Sink) {
         self.judge(new, now, sink);
-        let Some(old) = old else { return };
-        for issue in changes(old, new) {
+        let mut issues = match old {
+            Some(old) => changes(old, new),
+            None => Vec::new(),
+        };
+        let mut seen = rustc_hash::FxHashSet::default();
+        for svc in &new.services {
+            seen.insert(svc.name.clone());
+            let Some(to) = &svc.announcer else { continue };
+            match self.announcers.insert(svc.name.clone(), to.clone()) {
+                Some(from) if from != *to => issues.push(Issue {
+                    kind: FindingKind::AnnouncerChanged,
+                    service: Some(svc.name.clone()),
+                    ip: ip_of(svc, None),
+                    pool: svc.pool.clone(),
+                    detail: Detail::AnnouncerChanged { from, to: to.clone() },
+                }),
+                _ => {}
+            }
+        }
+        self.announcers.retain(|name, _| seen.contains(name));
+        for issue in issues {
             let key = issue.key();
             match self.findings.get_mut(&key) {
                 Some(f) => {
@@ -398,8 +409,17 @@ mod tests {
         let mut c = s.clone();
         c.ips = vec![ip("192.168.1.216")];
         t.update(Some(&a), &inv(vec![c], &[]), Timestamp(4), &mut NoSink);
+        // A failover seen through a snapshot that knows no announcer (one status deleted, the next
+        // not created yet) is still a change.
+        let mut gap = s.clone();
+        gap.announcer = None;
+        let gap = inv(vec![gap], &[]);
+        t.update(Some(&a), &gap, Timestamp(5), &mut NoSink);
+        let mut back = s.clone();
+        back.announcer = Some("worker-3".into());
+        t.update(Some(&gap), &inv(vec![back], &[]), Timestamp(6), &mut NoSink);
         let count = |k| t.iter().find(|f| f.kind == k).map(|f| f.count);
-        assert_eq!(count(FindingKind::AnnouncerChanged), Some(2));
+        assert_eq!(count(FindingKind::AnnouncerChanged), Some(3));
         assert_eq!(count(FindingKind::IpChanged), Some(1));
         assert_eq!(count(FindingKind::IgnoredAnnotation), Some(1));
         // History expires with the hold time; the standing finding does not.

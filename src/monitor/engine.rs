@@ -195,6 +195,7 @@ impl Monitor {
         if let Some(p) = self.prober.as_mut() {
             p.shift(delta);
         }
+        self.detector.shift(delta);
     }
 
     /// Sends the probes that are due through `send` (which says whether the probe went out) and
@@ -553,5 +554,39 @@ mod tests {
         assert!(conflicts(&m).is_empty());
         m.probe(secs(11.5), |_| true, &mut NoSink, |_| {});
         assert_eq!(conflicts(&m), [FindingKind::WrongAnnouncer]);
+    }
+
+    #[test]
+    fn a_failback_before_the_api_shows_it_is_no_conflict() {
+        // a announced, b took over (the API caught up), and now a takes it back; its gratuitous ARP
+        // comes before the API says so.
+        let mut m = Monitor::new(settings(), cluster("a"), secs(0.0), &mut NoSink);
+        m.set_announcer_grace(Duration::from_secs(10));
+        m.observe(&claim(A, secs(1.0), false), &mut NoSink);
+        m.set_inventory(cluster("b"), secs(2.0), &mut NoSink);
+        m.observe(&claim(B, secs(3.0), false), &mut NoSink);
+        m.observe(&claim(A, secs(60.0), false), &mut NoSink);
+        assert!(conflicts(&m).is_empty(), "{:?}", conflicts(&m));
+        m.set_inventory(cluster("a"), secs(61.0), &mut NoSink);
+        run(&mut m, 61.0, 20.0, &[A]);
+        assert!(conflicts(&m).is_empty(), "{:?}", conflicts(&m));
+        // Without a live inventory, a flip back to a node that is not the announcer is both
+        // answering (the passive rule).
+        let mut m = Monitor::new(settings(), cluster("b"), secs(0.0), &mut NoSink);
+        m.observe(&claim(A, secs(1.0), false), &mut NoSink);
+        m.observe(&claim(B, secs(3.0), false), &mut NoSink);
+        m.observe(&claim(A, secs(60.0), false), &mut NoSink);
+        assert!(conflicts(&m).contains(&FindingKind::MultipleResponders), "{:?}", conflicts(&m));
+    }
+
+    #[test]
+    fn unanswered_ends_with_the_service() {
+        let mut m = Monitor::new(settings(), cluster("b"), secs(0.0), &mut NoSink);
+        run(&mut m, 0.0, 45.0, &[]);
+        assert!(conflicts(&m).contains(&FindingKind::Unanswered));
+        // The Service is deleted: nothing probes its address any more, and nothing must be owed.
+        let gone = Arc::new(Inventory::build(Parts::default(), None));
+        m.set_inventory(gone, secs(46.0), &mut NoSink);
+        assert!(conflicts(&m).is_empty(), "{:?}", conflicts(&m));
     }
 }

@@ -103,7 +103,11 @@ where
         let event = match item {
             Ok(event) => event,
             Err(e) => {
-                handle.update(|index| index.record_error(R::NAME, e.to_string()));
+                // What the index holds is unchanged: no rebuild for a retry.
+                handle.update_if(|index| {
+                    index.record_error(R::NAME, e.to_string());
+                    false
+                });
                 continue;
             }
         };

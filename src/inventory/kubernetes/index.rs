@@ -154,13 +154,6 @@ struct Entry<T> {
 
 type Table<T> = BTreeMap<Key, Entry<T>>;
 
-/// The two ConfigMaps l2watch reads.
-#[derive(Debug, Clone, PartialEq)]
-enum ConfigMapInfo {
-    KubeProxy(StrictArp),
-    LegacyMetallb(Vec<PoolInfo>),
-}
-
 /// The index. Feed it through [`ClusterIndex::apply`], [`ClusterIndex::delete`] and
 /// [`ClusterIndex::reset`] (or [`super::driver::drive`]); read it with [`ClusterIndex::snapshot`].
 #[derive(Debug, Clone, Default)]
@@ -171,7 +164,8 @@ pub struct ClusterIndex {
     pools: Table<PoolInfo>,
     l2_advertisements: Table<L2AdvertisementInfo>,
     l2_statuses: Table<L2StatusInfo>,
-    config_maps: Table<ConfigMapInfo>,
+    kube_proxy: Table<StrictArp>,
+    legacy_config: Table<Vec<PoolInfo>>,
     leases: Table<PeerInfo>,
     /// The newest `nodeAssigned` Event per Service. Older ones are dropped on arrival: Events expire
     /// about an hour after their last update, so when the newest one goes, the older ones are gone
@@ -182,7 +176,7 @@ pub struct ClusterIndex {
 
 /// One kind of watched object: how its watch events change the index. Implemented by the marker
 /// types [`Nodes`], [`Services`], [`IpAddressPools`], [`L2Advertisements`], [`ServiceL2Statuses`],
-/// [`Events`], [`ConfigMaps`] and [`Leases`].
+/// [`Events`], [`KubeProxyConfigMaps`], [`LegacyConfigMaps`] and [`Leases`].
 pub trait Resource {
     /// The object type the watcher yields.
     type Object: kube::Resource + Send + 'static;
@@ -308,21 +302,25 @@ tabled_resource!(
 );
 
 tabled_resource!(
-    /// ConfigMaps (core v1): kube-proxy's (`kube-system/kube-proxy`) and MetalLB's legacy
-    /// `config`; every other one is ignored.
-    ConfigMaps, ConfigMap, "configmaps", config_maps, ConfigMapInfo,
-    |config, obj| match config_map_kind(config, obj) {
-        Some(ConfigMapKind::KubeProxy) => {
-            let c = StrictArp::from_kube_proxy(obj);
-            Converted { value: c.value.map(ConfigMapInfo::KubeProxy), warnings: c.warnings }
-        }
-        Some(ConfigMapKind::LegacyMetallb) => {
-            let c = objects::legacy_pools(obj);
-            Converted { value: c.value.map(ConfigMapInfo::LegacyMetallb), warnings: c.warnings }
-        }
-        None => Converted { value: None, warnings: Vec::new() },
+    /// kube-proxy's ConfigMap (`kube-system/kube-proxy`); every other ConfigMap is ignored. A table
+    /// of its own: its watcher's relists must not touch MetalLB's legacy ConfigMap, and the other way
+    /// round.
+    KubeProxyConfigMaps, ConfigMap, "configmaps/kube-proxy", kube_proxy, StrictArp,
+    |_config, obj| match config_map_kind(_config, obj) {
+        Some(ConfigMapKind::KubeProxy) => StrictArp::from_kube_proxy(obj),
+        _ => Converted { value: None, warnings: Vec::new() },
     },
-    |config, obj| config_map_kind(config, obj).is_some()
+    |config, obj| matches!(config_map_kind(config, obj), Some(ConfigMapKind::KubeProxy))
+);
+
+tabled_resource!(
+    /// MetalLB's legacy ConfigMap `config` (MetalLB <= 0.12); every other ConfigMap is ignored.
+    LegacyConfigMaps, ConfigMap, "configmaps/metallb-config", legacy_config, Vec<PoolInfo>,
+    |config, obj| match config_map_kind(config, obj) {
+        Some(ConfigMapKind::LegacyMetallb) => objects::legacy_pools(obj),
+        _ => Converted { value: None, warnings: Vec::new() },
+    },
+    |config, obj| matches!(config_map_kind(config, obj), Some(ConfigMapKind::LegacyMetallb))
 );
 
 tabled_resource!(
@@ -483,11 +481,11 @@ impl ClusterIndex {
             values(&self.l2_advertisements, &mut warnings).cloned().collect();
         let mut strict_arp = StrictArp::Unknown;
         let mut legacy = Vec::new();
-        for info in values(&self.config_maps, &mut warnings) {
-            match info {
-                ConfigMapInfo::KubeProxy(state) => strict_arp = state.clone(),
-                ConfigMapInfo::LegacyMetallb(pools) => legacy.extend(pools.iter().cloned()),
-            }
+        for state in values(&self.kube_proxy, &mut warnings) {
+            strict_arp = state.clone();
+        }
+        for pools in values(&self.legacy_config, &mut warnings) {
+            legacy.extend(pools.iter().cloned());
         }
         let pools = values(&self.pools, &mut warnings)
             .cloned()
@@ -714,14 +712,13 @@ mod tests {
             one("03-ipaddresspool.yaml"),
             one("03b-ipaddresspool-v0.13-minimal.yaml"),
         ]);
-        index.reset::<ConfigMaps>(&[
-            one("09-legacy-configmap.yaml"),
-            one("11-kube-proxy-configmap-ipvs-no-strictarp.yaml"),
-        ]);
+        index.reset::<LegacyConfigMaps>(&[one("09-legacy-configmap.yaml")]);
+        index.reset::<KubeProxyConfigMaps>(&[one("11-kube-proxy-configmap-ipvs-no-strictarp.yaml")]);
         let mut unrelated: ConfigMap = one("09-legacy-configmap.yaml");
         unrelated.metadata.namespace = Some("default".into());
-        assert!(!ConfigMaps::relevant(&index, &unrelated));
-        assert!(!index.apply::<ConfigMaps>(&unrelated));
+        assert!(!LegacyConfigMaps::relevant(&index, &unrelated));
+        assert!(!index.apply::<LegacyConfigMaps>(&unrelated));
+        assert!(!KubeProxyConfigMaps::relevant(&index, &unrelated));
 
         let view = index.snapshot(ts("2025-03-10T12:00:00Z"));
         let pools: Vec<(&str, bool)> = view.pools.iter().map(|p| (p.pool.name.as_str(), p.layer2)).collect();
@@ -733,7 +730,7 @@ mod tests {
         assert!(view.warnings.is_empty(), "{:?}", view.warnings);
 
         index.apply::<L2Advertisements>(&one("04-l2advertisement.yaml"));
-        index.apply::<ConfigMaps>(&one("11b-kube-proxy-configmap-ipvs-strictarp.yaml"));
+        index.apply::<KubeProxyConfigMaps>(&one("11b-kube-proxy-configmap-ipvs-strictarp.yaml"));
         let view = index.snapshot(ts("2025-03-10T12:00:00Z"));
         let layer2: Vec<bool> = view.pools.iter().map(|p| p.layer2).collect();
         assert_eq!(layer2, [false, true, true, true], "04 names first-pool only");
@@ -743,7 +740,12 @@ mod tests {
         index.apply::<L2Advertisements>(&one("04b-l2advertisement-minimal.yaml"));
         assert!(index.snapshot(ts("2025-03-10T12:00:00Z")).pools.iter().all(|p| p.layer2));
 
-        index.delete::<ConfigMaps>("kube-system", "kube-proxy");
+        // Each watcher relists its own ConfigMap: an empty legacy list leaves kube-proxy's alone.
+        index.reset::<LegacyConfigMaps>(&[]);
+        let view = index.snapshot(ts("2025-03-10T12:00:00Z"));
+        assert_eq!(view.strict_arp, StrictArp::On);
+        assert_eq!(view.pools.len(), 2, "the legacy pools are gone");
+        index.delete::<KubeProxyConfigMaps>("kube-system", "kube-proxy");
         assert_eq!(index.snapshot(ts("2025-03-10T12:00:00Z")).strict_arp, StrictArp::Unknown);
     }
 

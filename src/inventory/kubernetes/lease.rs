@@ -4,8 +4,8 @@
 //!
 //! Encoding (coordination.k8s.io/v1 `Lease`, in l2watch's own namespace):
 //!
-//! - name `l2watch-<node>`; labels `app.kubernetes.io/name: l2watch` and `l2watch.io/node: <node>`
-//!   so a watcher can select them;
+//! - name `l2watch-<node>`; label `app.kubernetes.io/name: l2watch` so a watcher can select them
+//!   (not the node: label values stop at 63 characters, node names at 253);
 //! - `spec.holderIdentity`: the node name (authoritative; the name only keeps Leases apart);
 //! - `spec.renewTime` + `spec.leaseDurationSeconds`: the peer is alive until renewTime + duration;
 //! - annotations, each a comma-separated list in the publisher's order, with no spaces:
@@ -35,8 +35,6 @@ pub const ANNOTATION_MACS: &str = "l2watch.io/macs";
 pub const ANNOTATION_INTERFACES: &str = "l2watch.io/interfaces";
 /// Annotation: the node's LAN IPs.
 pub const ANNOTATION_IPS: &str = "l2watch.io/ips";
-/// Label: the node.
-pub const LABEL_NODE: &str = "l2watch.io/node";
 /// Label: `app.kubernetes.io/name`, always `l2watch`.
 pub const LABEL_APP: &str = "app.kubernetes.io/name";
 
@@ -170,10 +168,8 @@ pub fn peer_lease(
         (ANNOTATION_INTERFACES.to_owned(), join(interfaces)),
         (ANNOTATION_IPS.to_owned(), join(ips.iter().map(IpAddr::to_string).collect())),
     ]);
-    let labels = BTreeMap::from([
-        (LABEL_APP.to_owned(), "l2watch".to_owned()),
-        (LABEL_NODE.to_owned(), node.to_owned()),
-    ]);
+    // The node is not a label: label values stop at 63 characters, node names at 253.
+    let labels = BTreeMap::from([(LABEL_APP.to_owned(), "l2watch".to_owned())]);
     let secs = duration.as_secs().saturating_add(u64::from(duration.subsec_nanos() > 0)).max(1);
     Lease {
         metadata: ObjectMeta {

@@ -18,9 +18,9 @@ use std::fmt;
 
 pub use driver::{IndexHandle, drive, drive_fallible};
 pub use index::{
-    Announcer, AnnouncerSource, ClusterIndex, ClusterView, ConfigMaps, Events, IndexConfig, IpAddressPools,
-    L2Advertisements, Leases, Nodes, PeerView, PoolView, Resource, ServiceL2Statuses, ServiceView, Services,
-    SyncState,
+    Announcer, AnnouncerSource, ClusterIndex, ClusterView, Events, IndexConfig, IpAddressPools,
+    KubeProxyConfigMaps, L2Advertisements, Leases, LegacyConfigMaps, Nodes, PeerView, PoolView, Resource,
+    ServiceL2Statuses, ServiceView, Services, SyncState,
 };
 pub use lease::{PeerInfo, peer_lease};
 pub use objects::{

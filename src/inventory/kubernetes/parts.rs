@@ -85,6 +85,8 @@ pub fn parts(view: &ClusterView, this_node: &str) -> Parts {
         out.pools.push(Pool { name: p.pool.name.as_str().into(), ranges: p.pool.ranges.clone() });
     }
     out.kube_proxy = view.strict_arp.kube_proxy();
+    // Every node judges the same LAN: one of them, the same for all, writes the Events.
+    out.event_writer = view.peers.iter().filter(|p| p.alive).map(|p| Arc::from(p.peer.node.as_str())).min();
     out.warnings.extend(view.warnings.iter().map(ToString::to_string));
     for n in &out.unverified_nodes {
         out.warnings.push(format!(
@@ -100,7 +102,7 @@ mod tests {
     use super::*;
     use crate::inventory::kubernetes::fixtures::one;
     use crate::inventory::kubernetes::index::{
-        ClusterIndex, ConfigMaps, IndexConfig, IpAddressPools, L2Advertisements, Leases, Nodes,
+        ClusterIndex, IndexConfig, IpAddressPools, KubeProxyConfigMaps, L2Advertisements, Leases, Nodes,
         ServiceL2Statuses, Services,
     };
     use crate::inventory::kubernetes::lease::peer_lease;
@@ -138,7 +140,7 @@ mod tests {
         idx.apply::<ServiceL2Statuses>(&one("01-servicel2status.yaml"));
         idx.apply::<IpAddressPools>(&one("03-ipaddresspool.yaml"));
         idx.apply::<L2Advertisements>(&one("04-l2advertisement.yaml"));
-        idx.apply::<ConfigMaps>(&one("11-kube-proxy-configmap-ipvs-no-strictarp.yaml"));
+        idx.apply::<KubeProxyConfigMaps>(&one("11-kube-proxy-configmap-ipvs-no-strictarp.yaml"));
         if lease {
             let mac: Mac = "52:54:00:6b:3c:02".parse().unwrap();
             let mut l = peer_lease(
@@ -194,6 +196,7 @@ mod tests {
         assert_eq!((s.name.to_string().as_str(), s.announcer.as_deref()), ("web/nginx", Some("worker-2")));
         assert_eq!(s.ips, ["192.168.1.240".parse::<std::net::IpAddr>().unwrap()]);
         assert!(p.pools.iter().any(|x| &*x.name == "first-pool"), "{:?}", p.pools);
+        assert_eq!(p.event_writer.as_deref(), Some("worker-2"), "the only live peer writes the Events");
         let kp = p.kube_proxy.as_ref().unwrap();
         assert_eq!((&*kp.mode, kp.strict_arp), ("ipvs", false));
         // Built: the announcer's MAC is legitimate, another MAC is foreign.

@@ -24,8 +24,8 @@ use tracing::Instrument as _;
 
 use super::driver::{IndexHandle, drive_fallible};
 use super::index::{
-    ClusterIndex, ConfigMaps, Events, IndexConfig, IpAddressPools, L2Advertisements, Leases, Nodes, Resource,
-    ServiceL2Statuses, Services,
+    ClusterIndex, Events, IndexConfig, IpAddressPools, KubeProxyConfigMaps, L2Advertisements, Leases,
+    LegacyConfigMaps, Nodes, Resource, ServiceL2Statuses, Services,
 };
 use super::lease::{LABEL_APP, lease_name, peer_lease};
 use super::objects::{KUBE_PROXY_NAME, KUBE_PROXY_NAMESPACE, LEGACY_CONFIG_NAME, REASON_NODE_ASSIGNED};
@@ -174,9 +174,9 @@ pub fn start(conn: &Connection, settings: Settings, publish: watch::Receiver<Pub
     // Two ConfigMaps by name, each in its namespace: kube-proxy's and MetalLB's legacy config.
     let kube_proxy: Api<ConfigMap> = Api::namespaced(c.clone(), KUBE_PROXY_NAMESPACE);
     let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
-    spawn_watch::<ConfigMaps>(kube_proxy, by_name(KUBE_PROXY_NAME), &handle, &reported, true);
+    spawn_watch::<KubeProxyConfigMaps>(kube_proxy, by_name(KUBE_PROXY_NAME), &handle, &reported, true);
     let legacy: Api<ConfigMap> = Api::namespaced(c.clone(), &settings.metallb_namespace);
-    spawn_watch::<ConfigMaps>(legacy, by_name(LEGACY_CONFIG_NAME), &handle, &reported, true);
+    spawn_watch::<LegacyConfigMaps>(legacy, by_name(LEGACY_CONFIG_NAME), &handle, &reported, true);
     let leases: Api<Lease> = Api::namespaced(c.clone(), &settings.namespace);
     let ours = watcher::Config::default().labels(&format!("{LABEL_APP}=l2watch"));
     spawn_watch::<Leases>(leases, ours, &handle, &reported, false);
@@ -269,6 +269,10 @@ fn spawn_watch<R>(
                                 "not served by this cluster (its CRD is not installed?); going on without it"
                             ),
                             (404, false) => tracing::error!(resource = R::NAME, error = %e, "not served by the Kubernetes API"),
+                            (_, true) => tracing::info!(
+                                resource = R::NAME,
+                                "not allowed to read it; going on without it (the README's RBAC grants it)"
+                            ),
                             _ => tracing::error!(
                                 resource = R::NAME,
                                 error = %e,
@@ -277,7 +281,11 @@ fn spawn_watch<R>(
                         }
                     }
                     if optional {
-                        handle.update(|i| i.mark_listed(R::NAME));
+                        handle.update_if(|i| {
+                            let first = !i.sync_state().get(R::NAME).is_some_and(|s| s.listed);
+                            i.mark_listed(R::NAME);
+                            first
+                        });
                     }
                     Some(item)
                 }
