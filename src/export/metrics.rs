@@ -6,6 +6,7 @@
 //! addresses, and all of them together are capped by `metrics.max_series`; the least recently updated
 //! are removed first and counted in `l2watch_series_evicted_total`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +27,97 @@ fn service_labels(f: &Finding) -> (&str, &str) {
     f.service.as_ref().map_or(("", ""), |s| (s.namespace.as_str(), s.name.as_str()))
 }
 
+/// A labelled family whose series the [`SeriesBook`] bounds, kept here and written straight to the
+/// text format: the prometheus crate's gather builds a message per series and sorts them all, about
+/// 6 ms for 10,000 series; this renders them in about 1.
+struct Bounded {
+    kind: &'static str,
+    name: &'static str,
+    help: &'static str,
+    /// Label names in the order callers give values.
+    labels: Vec<&'static str>,
+    /// Positions of `labels` sorted by name: the exposition lists labels by name, as prometheus does.
+    order: Vec<usize>,
+    /// Series by label values in `order`, so they render sorted.
+    series: std::sync::Mutex<BTreeMap<Vec<String>, i64>>,
+}
+
+impl Bounded {
+    fn new(kind: &'static str, name: &'static str, help: &'static str, labels: &[&'static str]) -> Bounded {
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by_key(|&i| labels[i]);
+        Bounded { kind, name, help, labels: labels.to_vec(), order, series: Default::default() }
+    }
+
+    fn key<S: AsRef<str>>(&self, values: &[S]) -> Vec<String> {
+        self.order.iter().map(|&i| values.get(i).map_or("", |v| v.as_ref()).to_owned()).collect()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<Vec<String>, i64>) -> T) -> T {
+        // A panic while holding the lock leaves a consistent map: every change is one insert or remove.
+        let mut g = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+
+    fn set<S: AsRef<str>>(&self, values: &[S], v: i64) {
+        let key = self.key(values);
+        self.with(|m| m.insert(key, v));
+    }
+
+    fn inc_by<S: AsRef<str>>(&self, values: &[S], d: u64) {
+        let key = self.key(values);
+        self.with(|m| {
+            let e = m.entry(key).or_insert(0);
+            *e = e.saturating_add(i64::try_from(d).unwrap_or(i64::MAX));
+        });
+    }
+
+    fn remove<S: AsRef<str>>(&self, values: &[S]) {
+        let key = self.key(values);
+        self.with(|m| m.remove(&key));
+    }
+
+    /// Appends the family in the text format; nothing when it has no series (as prometheus does).
+    fn render(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        self.with(|m| {
+            if m.is_empty() {
+                return;
+            }
+            let _ = writeln!(out, "# HELP {} {}", self.name, escape(self.help, false));
+            let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
+            for (values, v) in m.iter() {
+                out.extend_from_slice(self.name.as_bytes());
+                out.push(b'{');
+                for (n, (&i, value)) in self.order.iter().zip(values).enumerate() {
+                    if n > 0 {
+                        out.push(b',');
+                    }
+                    let _ = write!(out, "{}=\"{}\"", self.labels[i], escape(value, true));
+                }
+                let _ = writeln!(out, "}} {v}");
+            }
+        });
+    }
+}
+
+/// The text format's escaping: backslash and newline, and in label values the double quote.
+fn escape(s: &str, quote: bool) -> std::borrow::Cow<'_, str> {
+    if !(s.contains(['\\', '\n']) || quote && s.contains('"')) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '"' if quote => o.push_str("\\\""),
+            c => o.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
 /// Every metric l2watch exports, registered in one registry.
 pub struct Metrics {
     /// The registry `/metrics` renders.
@@ -36,16 +128,16 @@ pub struct Metrics {
     capture_up: IntGaugeVec,
     probes_sent: IntCounterVec,
     probe_rtt: HistogramVec,
-    foreign_replies: IntCounterVec,
-    conflict_active: IntGaugeVec,
-    ip_responders: IntGaugeVec,
-    ip_unanswered: IntGaugeVec,
-    ip_mac_changes: IntCounterVec,
+    foreign_replies: Bounded,
+    conflict_active: Bounded,
+    ip_responders: Bounded,
+    ip_unanswered: Bounded,
+    ip_mac_changes: Bounded,
     service_info: IntGaugeVec,
-    service_drift: IntGaugeVec,
-    service_ip_changes: IntCounterVec,
-    service_ignored: IntGaugeVec,
-    service_announcer_changes: IntCounterVec,
+    service_drift: Bounded,
+    service_ip_changes: Bounded,
+    service_ignored: Bounded,
+    service_announcer_changes: Bounded,
     watched_ips: IntGaugeVec,
     inventory_synced: IntGaugeVec,
     strict_arp: IntGaugeVec,
@@ -209,56 +301,65 @@ impl Metrics {
                 r.register(Box::new(h.clone()))?;
                 h
             },
-            foreign_replies: counter(
+            foreign_replies: Bounded::new(
+                "counter",
                 "l2watch_foreign_mac_replies_total",
                 "Claims of a service IP by a MAC outside the cluster and the allow-list.",
                 &["ip", "mac", "vendor", "namespace", "service"],
-            )?,
-            conflict_active: gauge(
+            ),
+            conflict_active: Bounded::new(
+                "gauge",
                 "l2watch_conflict_active",
                 "1 while a warning or critical finding about frames is active, one series per MAC involved.",
                 &["kind", "ip", "mac", "namespace", "service"],
-            )?,
-            ip_responders: gauge(
+            ),
+            ip_responders: Bounded::new(
+                "gauge",
                 "l2watch_ip_responders",
                 "Distinct MACs that answered the last probe round.",
                 &["ip"],
-            )?,
-            ip_unanswered: gauge(
+            ),
+            ip_unanswered: Bounded::new(
+                "gauge",
                 "l2watch_ip_unanswered",
                 "Probe rounds in a row without any reply for a service IP (0 once answered).",
                 &svc,
-            )?,
-            ip_mac_changes: counter(
+            ),
+            ip_mac_changes: Bounded::new(
+                "counter",
                 "l2watch_ip_mac_changes_total",
                 "Times an IP moved to another MAC; expected=true when an announcer change explains it.",
                 &["ip", "expected"],
-            )?,
+            ),
             service_info: gauge(
                 "l2watch_service_info",
                 "1 for every LoadBalancer IP of a Service, with its announcer and pool.",
                 &["namespace", "service", "ip", "announcer", "pool"],
             )?,
-            service_drift: gauge(
+            service_drift: Bounded::new(
+                "gauge",
                 "l2watch_service_ip_drift",
                 "1 while a Service's IP differs from the one it requested or the IP registry gives (actual_ip empty: pending).",
                 &["namespace", "service", "expected_ip", "actual_ip", "source"],
-            )?,
-            service_ip_changes: counter(
+            ),
+            service_ip_changes: Bounded::new(
+                "counter",
                 "l2watch_service_ip_changes_total",
                 "Times a Service's assigned IP changed.",
                 &["namespace", "service"],
-            )?,
-            service_ignored: gauge(
+            ),
+            service_ignored: Bounded::new(
+                "gauge",
                 "l2watch_service_ignored_annotation",
                 "1 while a Service carries a MetalLB-looking annotation key MetalLB does not read.",
                 &["namespace", "service", "key", "expected_key"],
-            )?,
-            service_announcer_changes: counter(
+            ),
+            service_announcer_changes: Bounded::new(
+                "counter",
                 "l2watch_service_announcer_changes_total",
                 "Times the node announcing a Service changed.",
                 &["namespace", "service"],
-            )?,
+            ),
             watched_ips: gauge("l2watch_watched_ips", "Addresses watched, by role.", &["role"])?,
             inventory_synced: gauge(
                 "l2watch_inventory_synced",
@@ -420,7 +521,7 @@ impl Metrics {
         });
         for (family, labels) in &states {
             self.admit(book, *family, labels, tick, max_series);
-            self.gauge(*family).with_label_values(labels).set(1);
+            self.family(*family).set(labels, 1);
         }
         let mut published = std::mem::take(&mut book.published);
         let mut next = FxHashMap::default();
@@ -458,39 +559,27 @@ impl Metrics {
                 _ => continue,
             };
             self.admit(book, family, &labels, tick, max_series);
-            self.counter(family).with_label_values(&labels).inc_by(delta);
+            self.family(family).inc_by(&labels, delta);
         }
         book.published = next;
     }
 
-    fn gauge(&self, family: Family) -> &IntGaugeVec {
-        match family {
-            Family::ServiceDrift => &self.service_drift,
-            Family::ServiceIgnored => &self.service_ignored,
-            Family::IpResponders => &self.ip_responders,
-            Family::IpUnanswered => &self.ip_unanswered,
-            _ => &self.conflict_active,
-        }
-    }
-
-    fn counter(&self, family: Family) -> &IntCounterVec {
+    fn family(&self, family: Family) -> &Bounded {
         match family {
             Family::ForeignReplies => &self.foreign_replies,
+            Family::ConflictActive => &self.conflict_active,
+            Family::IpResponders => &self.ip_responders,
+            Family::IpUnanswered => &self.ip_unanswered,
+            Family::IpMacChanges => &self.ip_mac_changes,
+            Family::ServiceDrift => &self.service_drift,
+            Family::ServiceIgnored => &self.service_ignored,
             Family::ServiceIpChanges => &self.service_ip_changes,
             Family::ServiceAnnouncerChanges => &self.service_announcer_changes,
-            _ => &self.ip_mac_changes,
         }
     }
 
     fn remove(&self, family: Family, labels: &[String]) {
-        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let _ = match family {
-            Family::ForeignReplies
-            | Family::IpMacChanges
-            | Family::ServiceIpChanges
-            | Family::ServiceAnnouncerChanges => self.counter(family).remove_label_values(&refs),
-            _ => self.gauge(family).remove_label_values(&refs),
-        };
+        self.family(family).remove(labels);
     }
 
     /// Removes the probe series (`l2watch_ip_responders`, `l2watch_ip_unanswered`) of addresses no
@@ -519,11 +608,11 @@ impl Metrics {
         book.tick += 1;
         let labels = vec![ip.to_owned()];
         self.admit(book, Family::IpResponders, &labels, book.tick, max_series);
-        self.ip_responders.with_label_values(&labels).set(responders as i64);
+        self.ip_responders.set(&labels, responders as i64);
         if let Some((rounds, ns, svc)) = unanswered {
             let labels = vec![ip.to_owned(), ns.to_owned(), svc.to_owned()];
             self.admit(book, Family::IpUnanswered, &labels, book.tick, max_series);
-            self.ip_unanswered.with_label_values(&labels).set(i64::from(rounds));
+            self.ip_unanswered.set(&labels, i64::from(rounds));
         }
     }
 
@@ -566,6 +655,19 @@ impl Metrics {
         // Encoding into a Vec cannot fail on I/O; a failure would be a malformed family, which the
         // registry already rejected at registration.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        for f in [
+            &self.foreign_replies,
+            &self.conflict_active,
+            &self.ip_responders,
+            &self.ip_unanswered,
+            &self.ip_mac_changes,
+            &self.service_drift,
+            &self.service_ip_changes,
+            &self.service_ignored,
+            &self.service_announcer_changes,
+        ] {
+            f.render(&mut out);
+        }
         out
     }
 }
@@ -884,5 +986,37 @@ mod tests {
         assert!(t.contains("l2watch_ip_responders{ip=\"10.0.0.5\"} 1"), "{t}");
         assert!(!t.contains("10.0.0.6"), "{t}");
         assert_eq!(book.len(), 2);
+    }
+
+    #[test]
+    fn bounded_families_render_like_prometheus_with_escaping() {
+        let m = Metrics::new().unwrap();
+        let mut book = SeriesBook::default();
+        m.foreign_replies.inc_by(&["10.0.0.5", "02:00:00:00:00:01", "ACME \"Net\"\\Works", "ns", "web"], 2);
+        m.probe_round(&mut book, "10.0.0.5", 2, Some((1, "ns", "web")), 100);
+        let t = text(&m);
+        assert!(
+            t.contains("l2watch_foreign_mac_replies_total{ip=\"10.0.0.5\",mac=\"02:00:00:00:00:01\",namespace=\"ns\",service=\"web\",vendor=\"ACME \\\"Net\\\"\\\\Works\"} 2\n"),
+            "{t}"
+        );
+        assert!(t.contains("# TYPE l2watch_foreign_mac_replies_total counter\n"), "{t}");
+        assert!(
+            t.contains("l2watch_ip_unanswered{ip=\"10.0.0.5\",namespace=\"ns\",service=\"web\"} 1\n"),
+            "{t}"
+        );
+        // A family without series is left out, as prometheus does.
+        assert!(!t.contains("l2watch_conflict_active"), "{t}");
+        // promtool-style sanity: every sample line belongs to a family announced before it.
+        let mut announced = std::collections::HashSet::new();
+        for l in t.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                assert!(announced.insert(rest.split(' ').next().unwrap().to_owned()), "family twice: {l}");
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                let family =
+                    ["_bucket", "_sum", "_count"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+                assert!(announced.contains(name) || announced.contains(family), "{l}");
+            }
+        }
     }
 }
