@@ -3,6 +3,7 @@
 //! - `inventory/build`: a snapshot for 5,000 Services and 500 nodes (2 MACs each) from neutral parts;
 //! - `inventory/cluster`: the whole rebuild after one watch event: the index's view, the parts, and
 //!   the snapshot, for the same cluster;
+//! - `monitor/set_inventory`: what the capture thread does with a new snapshot of that cluster;
 //! - `metrics/render`: `/metrics` with 10,000 bounded series.
 //!
 //! `cargo bench --bench inventory` prints the times; before them, the resident memory one snapshot of
@@ -22,7 +23,12 @@ use l2watch::inventory::kubernetes::index::{
 use l2watch::inventory::kubernetes::lease::peer_lease;
 use l2watch::inventory::kubernetes::parts::parts;
 use l2watch::inventory::{Inventory, Machine, Parts, Pool, Service};
+use l2watch::monitor::detect::DetectConfig;
+use l2watch::monitor::engine::{Monitor, Settings};
+use l2watch::monitor::finding::NoSink;
+use l2watch::monitor::probe::ProbeConfig;
 use l2watch::wire::mac::Mac;
+use l2watch::wire::observation::Timestamp;
 
 const SERVICES: u32 = 5_000;
 const NODES: u32 = 500;
@@ -135,6 +141,20 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let view = idx.snapshot(now);
             black_box(Inventory::build(parts(&view, "node-0"), None))
+        })
+    });
+    // What the capture thread does with a new snapshot: probe targets, re-judged findings, drift.
+    let a = Arc::new(Inventory::build(p.clone(), None));
+    let b = Arc::new(Inventory::build(p.clone(), None));
+    let settings =
+        Settings { detect: DetectConfig::default(), probe: ProbeConfig::default(), interfaces: 1, seed: 1 };
+    let t0 = Timestamp(1_700_000_000_000_000_000);
+    let mut monitor = Monitor::new(settings, a.clone(), t0, &mut NoSink);
+    let mut flip = false;
+    c.bench_function("monitor/set_inventory 5000 Services 500 nodes", |bch| {
+        bch.iter(|| {
+            flip = !flip;
+            monitor.set_inventory(if flip { b.clone() } else { a.clone() }, t0, &mut NoSink);
         })
     });
     let m = Metrics::new().unwrap();

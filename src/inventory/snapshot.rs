@@ -165,9 +165,10 @@ impl Inventory {
             })
             .map(|(i, _)| i as u32)
             .collect();
+        let node_names: rustc_hash::FxHashSet<&str> = inv.nodes.iter().map(|n| &*n.name).collect();
         for s in &mut services {
             if let Some(a) = &s.announcer
-                && !inv.nodes.iter().any(|n| n.name == *a)
+                && !node_names.contains(&**a)
             {
                 warnings.push(format!(
                     "Service {} is announced from {a:?}, which is not a known node; any node may answer for it",
@@ -177,14 +178,17 @@ impl Inventory {
         }
         inv.services = services;
         let mut seen = rustc_hash::FxHashSet::default();
-        inv.registry = registry
+        let by_name: FxHashMap<&ServiceName, &Arc<ServiceName>> =
+            inv.services.iter().map(|s| (&*s.name, &s.name)).collect();
+        let registry = registry
             .into_iter()
             .filter(|(name, _)| seen.insert(name.clone()))
             .map(|(name, ip)| {
-                let shared = inv.services.iter().find(|s| *s.name == name).map(|s| s.name.clone());
+                let shared = by_name.get(&name).map(|n| Arc::clone(n));
                 (shared.unwrap_or_else(|| Arc::new(name)), ip)
             })
             .collect();
+        inv.registry = registry;
         inv.warnings = warnings;
         inv.index();
         inv
@@ -232,13 +236,15 @@ impl Inventory {
         self.pool_ranges.sort_by_key(|(r, _)| (r.first(), r.last()));
         // Order of precedence when one address has several roles: a node's own address beats all, then a
         // host's, then a Service's; registry only fills addresses nobody has.
+        let node_index: FxHashMap<&str, u32> =
+            self.nodes.iter().enumerate().map(|(i, n)| (&*n.name, i as u32)).collect();
         let mut services: Vec<&Service> = self.services.iter().collect();
         services.sort_by(|a, b| a.name.cmp(&b.name));
         // Services sharing an IP may be announced from different nodes (externalTrafficPolicy Local):
         // any of their announcers may answer, and one Service without an announcer opens it to all.
         let mut open = Vec::new();
         for s in services {
-            let announcer = s.announcer.as_ref().and_then(|a| self.nodes.iter().position(|n| n.name == *a));
+            let announcer = s.announcer.as_deref().and_then(|a| node_index.get(a).copied());
             for ip in &s.ips {
                 let key = IpKey::from(*ip);
                 let pool = s.pool.clone().or_else(|| self.pool_of(key));
@@ -250,7 +256,7 @@ impl Inventory {
                     pool,
                 });
                 match announcer {
-                    Some(i) => w.announcers.push(i as u32),
+                    Some(i) => w.announcers.push(i),
                     None => open.push(key),
                 }
             }
@@ -279,16 +285,18 @@ impl Inventory {
             }
         }
         {
+            let by_name: FxHashMap<&ServiceName, &Service> =
+                self.services.iter().map(|s| (&*s.name, s)).collect();
             for (name, ip) in &self.registry {
                 let key = IpKey::from(*ip);
                 if self.watched.contains_key(&key) {
                     continue;
                 }
-                let svc = self.services.iter().find(|s| s.name == *name);
-                let announcers = svc
-                    .and_then(|s| s.announcer.as_ref())
-                    .and_then(|a| self.nodes.iter().position(|n| n.name == *a))
-                    .map(|i| vec![i as u32])
+                let announcers = by_name
+                    .get(&**name)
+                    .and_then(|s| s.announcer.as_deref())
+                    .and_then(|a| node_index.get(a).copied())
+                    .map(|i| vec![i])
                     .unwrap_or_default();
                 let pool = self.pool_of(key);
                 self.watched.insert(
