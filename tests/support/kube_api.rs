@@ -1345,21 +1345,10 @@ pub fn rfc3339_now() -> String {
     rfc3339(secs)
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (l2watch's own RFC 3339 writer, whole seconds).
 pub fn rfc3339(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date, counting in 400-year eras that start on March 1st so the
-    // leap day falls at the end of a year.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let t = l2watch::wire::observation::Timestamp::from_secs_nanos(secs, 0);
+    l2watch::export::report::rfc3339(t).replace(".000000Z", "Z")
 }
 
 fn parse_query(query: &str) -> BTreeMap<String, String> {
