@@ -818,12 +818,8 @@ mod tests {
 
     #[test]
     fn probe_rounds_judge_responders_and_silence() {
-        let cfg = crate::config::Config::parse(
-            std::path::Path::new("t"),
-            "inventory:\n  nodes: [{name: a, macs: ['02:00:00:00:00:01', '02:00:00:00:00:02']}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
-        )
-        .unwrap();
-        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
+        let macs: &[&str] = &["02:00:00:00:00:01", "02:00:00:00:00:02"];
+        let inv = crate::monitor::testing::inventory(&[("a", macs, "")], &[], &[("ns/web", "10.0.0.5")], &[]);
         let mut d = Detector::new(DetectConfig::default());
         let ip: IpAddr = "10.0.0.5".parse().unwrap();
         let at = |t: u64| At { time: Timestamp(t), frame: 0, vlans: Vlans::default(), interface: 0 };
@@ -866,12 +862,7 @@ mod tests {
 
     #[test]
     fn pool_addresses_are_evictable_and_inventory_addresses_are_not() {
-        let cfg = crate::config::Config::parse(
-            std::path::Path::new("t"),
-            "inventory:\n  pools: [{name: p, addresses: [10.0.0.0/8]}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
-        )
-        .unwrap();
-        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
+        let inv = crate::monitor::testing::inventory(&[], &["10.0.0.0/8"], &[("ns/web", "10.0.0.5")], &[]);
         let mut d = Detector::new(DetectConfig { max_tracked_ips: 64, ..DetectConfig::default() });
         d.observe(&claim(0x0a00_0005, 1, 1), &inv, &mut NoSink);
         // A flood of squatters on pool addresses, many more than the table holds.
@@ -887,13 +878,10 @@ mod tests {
 
     #[test]
     fn a_table_full_of_inventory_addresses_turns_new_ones_away_and_counts_them() {
-        let ips: Vec<String> = (1..=20).map(|i| format!("10.0.0.{i}")).collect();
-        let yaml = format!(
-            "inventory:\n  pools: [{{name: p, addresses: [10.0.1.0/24]}}]\n  services: [{{name: ns/web, ips: [{}]}}]\n",
-            ips.join(", ")
-        );
-        let cfg = crate::config::Config::parse(std::path::Path::new("t"), &yaml).unwrap();
-        let inv = cfg.static_inventory(std::path::Path::new("t"), None).unwrap();
+        let svcs: Vec<(String, String)> =
+            (1..=20).map(|i| (format!("ns/web{i}"), format!("10.0.0.{i}"))).collect();
+        let svcs: Vec<(&str, &str)> = svcs.iter().map(|(n, i)| (n.as_str(), i.as_str())).collect();
+        let inv = crate::monitor::testing::inventory(&[], &["10.0.1.0/24"], &svcs, &[]);
         let mut d = Detector::new(DetectConfig { max_tracked_ips: 16, ..DetectConfig::default() });
         for i in 1..=20u32 {
             d.observe(&claim(0x0a00_0000 + i, u64::from(i), u64::from(i)), &inv, &mut NoSink);

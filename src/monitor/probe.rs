@@ -374,25 +374,23 @@ impl Prober {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use std::path::Path;
+    use crate::monitor::testing::inventory as build;
 
     const S: u64 = 1_000_000_000;
 
-    fn inventory(yaml: &str) -> Inventory {
-        let cfg = Config::parse(Path::new("t.yaml"), yaml).unwrap();
-        cfg.static_inventory(Path::new("t.yaml"), None).unwrap()
+    /// Node a (10.0.0.1), pool 10.0.0.100-10.0.0.103, and ns/web on 10.0.0.100.
+    fn inv() -> Inventory {
+        build(
+            &[("a", &["02:00:00:00:00:01"], "10.0.0.1")],
+            &["10.0.0.100-10.0.0.103"],
+            &[("ns/web", "10.0.0.100")],
+            &[],
+        )
     }
 
     fn cfg() -> ProbeConfig {
         ProbeConfig { interval: Duration::from_secs(10), rate: 1000, ..ProbeConfig::default() }
     }
-
-    const INV: &str = "inventory:
-  nodes: [{name: a, macs: ['02:00:00:00:00:01'], ips: [10.0.0.1]}]
-  pools: [{name: p, addresses: [10.0.0.100-10.0.0.103]}]
-  services: [{name: ns/web, ips: [10.0.0.100]}]
-";
 
     type Sent = Vec<(u64, IpAddr)>;
     type Closed = Vec<(IpAddr, usize, u32)>;
@@ -417,7 +415,7 @@ mod tests {
     #[test]
     fn every_address_is_probed_once_per_interval_with_jitter() {
         let mut p = Prober::new(cfg(), 7);
-        p.set_targets(&inventory(INV), Timestamp(0));
+        p.set_targets(&inv(), Timestamp(0));
         // Service .100, node .1, and pool .101-.103 (.100 is the service's).
         assert_eq!(p.len(), 5);
         let (sent, _) = run(&mut p, 0, 60 * S, S / 10);
@@ -436,7 +434,7 @@ mod tests {
     #[test]
     fn rounds_collect_distinct_macs_and_count_silence() {
         let mut p = Prober::new(ProbeConfig { interval: Duration::from_secs(2), ..cfg() }, 1);
-        p.set_targets(&inventory(INV), Timestamp(0));
+        p.set_targets(&inv(), Timestamp(0));
         let vip: IpAddr = "10.0.0.100".parse().unwrap();
         let mut rounds = Vec::new();
         let mut t = 0;
@@ -474,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_probe_waiting_for_the_rate_limit_is_not_due_yet() {
-        let many = "inventory:\n  pools: [{name: p, addresses: [10.1.0.0/24]}]\n";
+        let many = build(&[], &["10.1.0.0/24"], &[], &[]);
         let c = ProbeConfig {
             rate: 10,
             pool_interval: Duration::from_secs(1),
@@ -482,7 +480,7 @@ mod tests {
             ..cfg()
         };
         let mut p = Prober::new(c, 3);
-        p.set_targets(&inventory(many), Timestamp(0));
+        p.set_targets(&many, Timestamp(0));
         let mut sent = 0;
         p.poll(
             Timestamp(2 * S),
@@ -501,7 +499,7 @@ mod tests {
 
     #[test]
     fn rate_limit_caps_probes_per_second() {
-        let many = "inventory:\n  pools: [{name: p, addresses: [10.1.0.0/22]}]\n";
+        let many = build(&[], &["10.1.0.0/22"], &[], &[]);
         let c = ProbeConfig {
             rate: 50,
             pool_interval: Duration::from_secs(1),
@@ -509,7 +507,7 @@ mod tests {
             ..cfg()
         };
         let mut p = Prober::new(c, 3);
-        p.set_targets(&inventory(many), Timestamp(0));
+        p.set_targets(&many, Timestamp(0));
         assert_eq!(p.len(), 1024);
         let (sent, _) = run(&mut p, 0, 10 * S, S / 100);
         // 50/s for 10 s plus the initial bucket of 50.
@@ -523,23 +521,23 @@ mod tests {
 
     #[test]
     fn pool_cap_and_reschedule_keep_state() {
-        let big = "inventory:\n  pools: [{name: p, addresses: ['fd00::/64']}]\n  services: [{name: a/b, ips: ['fd00::5']}]\n";
+        let big = build(&[], &["fd00::/64"], &[("a/b", "fd00::5")], &[]);
         let mut p = Prober::new(ProbeConfig { max_pool_addresses: 100, ..cfg() }, 3);
-        p.set_targets(&inventory(big), Timestamp(0));
+        p.set_targets(&big, Timestamp(0));
         assert_eq!(p.len(), 100, "99 pool addresses + the service");
         assert_eq!(p.skipped_pool_addresses(), (1u128 << 64) - 100);
         run(&mut p, 0, 30 * S, S / 10);
         let vip: IpAddr = "fd00::5".parse().unwrap();
         let before = p.targets[p.index[&IpKey::from(vip)] as usize].silent;
         assert!(before >= 2);
-        p.set_targets(&inventory(big), Timestamp(31 * S));
+        p.set_targets(&big, Timestamp(31 * S));
         assert_eq!(p.targets[p.index[&IpKey::from(vip)] as usize].silent, before);
     }
 
     #[test]
     fn failed_send_does_not_open_a_round() {
         let mut p = Prober::new(cfg(), 9);
-        p.set_targets(&inventory(INV), Timestamp(0));
+        p.set_targets(&inv(), Timestamp(0));
         let mut closed = 0;
         p.poll(Timestamp(20 * S), |_| false, |_| closed += 1);
         assert!(p.targets.iter().all(|t| t.round.is_none()));
@@ -549,10 +547,7 @@ mod tests {
 
     #[test]
     fn replies_count_by_their_stamp_and_the_schedule_follows_clock_steps() {
-        let reg = "inventory:\n  services: [{name: ns/web, ips: [10.0.0.100]}]\n";
-        let cfg = Config::parse(Path::new("t.yaml"), reg).unwrap();
-        let registry = crate::config::Registry::parse(Path::new("r"), "ns/planned: 10.0.0.101\n").unwrap();
-        let inv = cfg.static_inventory(Path::new("t.yaml"), Some(&registry)).unwrap();
+        let inv = build(&[], &[], &[("ns/web", "10.0.0.100")], &[("ns/planned", "10.0.0.101")]);
         let mut p = Prober::new(ProbeConfig { interval: Duration::from_secs(2), ..cfg_default() }, 5);
         let base = 1_700_000_000 * S;
         p.set_targets(&inv, Timestamp(base));
