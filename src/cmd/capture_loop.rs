@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -19,7 +19,7 @@ use crate::capture::{CaptureError, Readiness, Ring, RingConfig, wait};
 use crate::export::log::FindingLog;
 use crate::export::metrics::{InterfaceCounts, InterfaceMetrics, SeriesBook};
 use crate::export::report::InventoryJson;
-use crate::export::shared::{Shared, monotonic_nanos};
+use crate::export::shared::{Shared, monotonic_nanos, wall_clock as now};
 use crate::inventory::{Inventory, Lookup};
 use crate::monitor::engine::{Monitor, RoundReport};
 use crate::monitor::probe::Class;
@@ -30,12 +30,6 @@ use crate::wire::iprange::IpKey;
 use crate::wire::mac::Mac;
 use crate::wire::observation::Timestamp;
 use crate::wire::vendor::Vendors;
-
-/// The current time as a capture timestamp (the kernel stamps frames with the same realtime clock).
-pub fn now() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
-}
 
 /// Wall clock minus monotonic clock, in nanoseconds: constant until someone steps the wall clock.
 fn clock_skew() -> i64 {

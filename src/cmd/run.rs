@@ -11,11 +11,11 @@ use std::time::Duration;
 use crate::capture::Ring;
 use crate::capture::netif::Sys;
 use crate::capture::open::{interfaces, open_rings, ring_config};
-use crate::cmd::capture_loop::{CaptureLoop, Setup, now};
+use crate::cmd::capture_loop::{CaptureLoop, Setup};
 use crate::config::{Config, InventorySource};
 use crate::export::log::FindingLog;
 use crate::export::metrics::Metrics;
-use crate::export::shared::Shared;
+use crate::export::shared::{Shared, wall_clock};
 use crate::inventory::kubernetes::source::{self as kube_source, Publish};
 use crate::inventory::{Inventory, Owner, Parts, ThisHost};
 use crate::monitor::engine::{Monitor, Settings};
@@ -203,11 +203,8 @@ pub fn start(
         warnings: HashSet::new(),
     };
     let inv = feed.build();
-    if !kubernetes {
-        shared.set_inventory_synced(source, true);
-    } else {
-        shared.set_inventory_synced(source, false);
-    }
+    // A file is in sync once read; the API only after its first full list.
+    shared.set_inventory_synced(source, !kubernetes);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         node = %node,
@@ -218,7 +215,7 @@ pub fn start(
         probing = config.probe.enabled,
         "l2watch started"
     );
-    let t0 = now();
+    let t0 = wall_clock();
     let settings = Settings {
         detect: config.detect.clone(),
         probe: config.probe.clone(),

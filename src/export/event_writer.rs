@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::events::v1::{Event, EventSeries};
@@ -13,18 +13,13 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::{mpsc, watch};
 
 use crate::export::events::{EventBook, EventSpec, Write};
+use crate::export::shared::wall_clock;
 use crate::inventory::Inventory;
 use crate::monitor::finding::Finding;
-use crate::wire::observation::Timestamp;
 use crate::wire::vendor::Vendors;
 
 /// The `reportingController` of l2watch's Events.
 pub const CONTROLLER: &str = "l2watch.io/l2watch";
-
-fn timestamp() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
-}
 
 /// Each API call gets this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +66,7 @@ pub async fn run(
                     EventSpec::of(&f, &inv, &vendors)
                 };
                 let Some(spec) = spec else { continue };
-                let Some(write) = book.decide(&spec, timestamp()) else { continue };
+                let Some(write) = book.decide(&spec, wall_clock()) else { continue };
                 vec![Waiting { spec, write, attempts: 0 }]
             }
             _ = retry.tick(), if !waiting.is_empty() => waiting.drain(..).collect(),

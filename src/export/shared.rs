@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::export::metrics::Metrics;
+use crate::wire::observation::Timestamp;
+
+/// The wall clock as a capture timestamp (the kernel stamps frames with the same realtime clock).
+pub fn wall_clock() -> Timestamp {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
+}
 
 /// Nanoseconds on a monotonic clock (never 0 once started): scheduling and the heartbeat must not
 /// stall or fire early when the wall clock is stepped.

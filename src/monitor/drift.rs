@@ -156,6 +156,12 @@ fn changes(old: &Inventory, new: &Inventory) -> Vec<Issue> {
 /// only one still pending after this is drift (a requested IP outside every pool, a pool exhausted).
 pub const PENDING_GRACE: Duration = Duration::from_secs(30);
 
+/// History findings count changes and expire with the hold time; the others stand while the
+/// inventory shows them.
+fn is_history(kind: FindingKind) -> bool {
+    matches!(kind, FindingKind::IpChanged | FindingKind::AnnouncerChanged)
+}
+
 /// The findings about Services, kept between snapshots.
 #[derive(Default)]
 pub struct ServiceFindings {
@@ -240,7 +246,7 @@ impl ServiceFindings {
         issues.retain(|i| since.get(&i.key()).is_none_or(|t| now.since(*t) >= PENDING_GRACE));
         let keep: rustc_hash::FxHashSet<Key> = issues.iter().map(Issue::key).collect();
         self.findings.retain(|key, f| {
-            let history = matches!(f.kind, FindingKind::IpChanged | FindingKind::AnnouncerChanged);
+            let history = is_history(f.kind);
             let stays = history || keep.contains(key);
             if !stays {
                 sink.cleared(f);
@@ -270,7 +276,7 @@ impl ServiceFindings {
     /// Clears history findings older than `hold` by `now`.
     pub fn expire(&mut self, now: Timestamp, hold: Duration, sink: &mut impl Sink) {
         self.findings.retain(|_, f| {
-            let history = matches!(f.kind, FindingKind::IpChanged | FindingKind::AnnouncerChanged);
+            let history = is_history(f.kind);
             let keep = !history || now.since(f.last_seen) <= hold;
             if !keep {
                 sink.cleared(f);

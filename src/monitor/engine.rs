@@ -311,8 +311,9 @@ mod tests {
     const FOREIGN: &str = "02:00:00:00:00:ff";
     const VIP: &str = "10.0.0.100";
 
-    /// Two nodes, a and b; this host is node a; the Service's announcer is `announcer`.
-    fn inventory(announcer: Option<&str>) -> Arc<Inventory> {
+    /// Nodes a and b, the Service on [`VIP`] announced from `announcer`, and this host as node `me`
+    /// (a, or a third node c that judges every round).
+    fn two_nodes(announcer: Option<&str>, me: &str) -> Arc<Inventory> {
         let mut svc = Service::assigned("ns/web".parse().unwrap(), vec![ip(VIP)]);
         svc.announcer = announcer.map(Arc::from);
         let parts = Parts {
@@ -323,8 +324,14 @@ mod tests {
             services: vec![svc],
             ..Parts::default()
         };
-        let me = ThisHost { node: "a".into(), macs: vec![mac(A)], addresses: vec![] };
+        let own = if me == "a" { A } else { "02:00:00:00:00:0c" };
+        let me = ThisHost { node: me.into(), macs: vec![mac(own)], addresses: vec![] };
         Arc::new(Inventory::build(parts, Some(&me)))
+    }
+
+    /// This host is node a.
+    fn inventory(announcer: Option<&str>) -> Arc<Inventory> {
+        two_nodes(announcer, "a")
     }
 
     fn settings() -> Settings {
@@ -495,20 +502,9 @@ mod tests {
         assert_eq!(rounds, [1]);
     }
 
-    /// Nodes a and b; this host is node c (so it judges every round); the announcer is `announcer`.
+    /// This host is node c, so it judges every round.
     fn cluster(announcer: &str) -> Arc<Inventory> {
-        let mut svc = Service::assigned("ns/web".parse().unwrap(), vec![ip(VIP)]);
-        svc.announcer = Some(announcer.into());
-        let parts = Parts {
-            nodes: vec![
-                Machine { name: "a".into(), macs: vec![mac(A)], ips: vec![] },
-                Machine { name: "b".into(), macs: vec![mac(B)], ips: vec![] },
-            ],
-            services: vec![svc],
-            ..Parts::default()
-        };
-        let me = ThisHost { node: "c".into(), macs: vec![mac("02:00:00:00:00:0c")], addresses: vec![] };
-        Arc::new(Inventory::build(parts, Some(&me)))
+        two_nodes(Some(announcer), "c")
     }
 
     #[test]

@@ -146,28 +146,12 @@ pub fn start(conn: &Connection, settings: Settings, publish: watch::Receiver<Pub
     spawn_watch::<Nodes>(nodes, watcher::Config::default(), &handle, &reported, false);
     let services: Api<Service> = Api::all(c.clone());
     spawn_watch::<Services>(services, watcher::Config::default(), &handle, &reported, false);
-    for (ar, optional) in [
-        (IpAddressPools::api_resource(), true),
-        (L2Advertisements::api_resource(), true),
-        (ServiceL2Statuses::api_resource(), true),
-    ] {
-        let api: Api<DynamicObject> = Api::all_with(c.clone(), &ar);
-        match ar.plural.as_str() {
-            "ipaddresspools" => {
-                spawn_watch::<IpAddressPools>(api, watcher::Config::default(), &handle, &reported, optional)
-            }
-            "l2advertisements" => {
-                spawn_watch::<L2Advertisements>(api, watcher::Config::default(), &handle, &reported, optional)
-            }
-            _ => spawn_watch::<ServiceL2Statuses>(
-                api,
-                watcher::Config::default(),
-                &handle,
-                &reported,
-                optional,
-            ),
-        }
-    }
+    // MetalLB's CRDs: optional (a cluster without MetalLB, or MetalLB <= 0.12, has none of them).
+    let crd = |ar: kube::core::ApiResource| Api::<DynamicObject>::all_with(c.clone(), &ar);
+    let all = watcher::Config::default;
+    spawn_watch::<IpAddressPools>(crd(IpAddressPools::api_resource()), all(), &handle, &reported, true);
+    spawn_watch::<L2Advertisements>(crd(L2Advertisements::api_resource()), all(), &handle, &reported, true);
+    spawn_watch::<ServiceL2Statuses>(crd(ServiceL2Statuses::api_resource()), all(), &handle, &reported, true);
     let events: Api<Event> = Api::all(c.clone());
     let assigned = watcher::Config::default().fields(&format!("reason={REASON_NODE_ASSIGNED}"));
     spawn_watch::<Events>(events, assigned, &handle, &reported, true);
