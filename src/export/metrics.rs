@@ -885,6 +885,24 @@ mod tests {
     }
 
     #[test]
+    fn service_info_names_the_pool_the_address_is_in() {
+        // The config names no pool for the Service; its address is in pool `p`, and `/findings` says so.
+        let m = Metrics::new().unwrap();
+        let cfg = Config::parse(
+            Path::new("t"),
+            "inventory:\n  pools: [{name: p, addresses: [10.0.0.0/24]}]\n  services: [{name: ns/web, ips: [10.0.0.5]}]\n",
+        )
+        .unwrap();
+        let inv = cfg.static_inventory(Path::new("t"), None).unwrap();
+        m.set_inventory(&inv);
+        let t = text(&m);
+        assert!(
+            t.contains("l2watch_service_info{announcer=\"\",ip=\"10.0.0.5\",namespace=\"ns\",pool=\"p\",service=\"web\"} 1"),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn a_storm_of_conflicts_publishes_a_stable_subset() {
         let m = Metrics::new().unwrap();
         let cfg =

@@ -234,6 +234,14 @@ impl Inventory {
             }
         }
         self.pool_ranges.sort_by_key(|(r, _)| (r.first(), r.last()));
+        // A Service that does not name its pool is in the pool its address falls in. Settled here, once,
+        // so the metrics, the findings and the reports all name the same pool.
+        for i in 0..self.services.len() {
+            if self.services[i].pool.is_none() {
+                let pool = self.services[i].ips.iter().find_map(|ip| self.pool_of(IpKey::from(*ip)));
+                self.services[i].pool = pool;
+            }
+        }
         // Order of precedence when one address has several roles: a node's own address beats all, then a
         // host's, then a Service's; registry only fills addresses nobody has.
         let node_index: FxHashMap<&str, u32> =
@@ -247,7 +255,7 @@ impl Inventory {
             let announcer = s.announcer.as_deref().and_then(|a| node_index.get(a).copied());
             for ip in &s.ips {
                 let key = IpKey::from(*ip);
-                let pool = s.pool.clone().or_else(|| self.pool_of(key));
+                let pool = s.pool.clone();
                 let w = self.watched.entry(key).or_insert_with(|| Watched {
                     role: Role::Service,
                     service: Some(s.name.clone()),
