@@ -107,8 +107,6 @@ pub struct FindingJson {
 impl FindingJson {
     /// From a finding; `source` names where its first evidence came from.
     pub fn new(f: &Finding, active: bool, source: String, vendors: &Vendors) -> FindingJson {
-        // `unanswered` is about silence and Service findings about the inventory: no MAC is involved.
-        let no_mac = f.kind == crate::monitor::finding::FindingKind::Unanswered || f.kind.from_inventory();
         let (mut expected_ip, mut actual_ip, mut drift_source, mut key, mut expected_key) =
             (None, None, None, None, None);
         match f.detail.as_deref() {
@@ -128,8 +126,8 @@ impl FindingJson {
             severity: f.severity().as_str(),
             active,
             ip: (!f.ip.is_unspecified()).then(|| f.ip.to_string()),
-            mac: if no_mac { String::new() } else { f.mac.to_string() },
-            vendor: if no_mac { None } else { vendors.lookup(f.mac).map(str::to_owned) },
+            mac: f.shown_mac().map(|m| m.to_string()).unwrap_or_default(),
+            vendor: f.shown_mac().and_then(|m| vendors.lookup(m)).map(str::to_owned),
             other_mac: f.other_mac.map(|m| m.to_string()),
             role: f.role.map(|r| r.as_str()),
             namespace: f.service.as_ref().map(|s| s.namespace.clone()),

@@ -307,6 +307,12 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// The MAC to show: none for `unanswered` (about silence) and for findings about Services (about
+    /// the inventory), whose key holds the zero MAC.
+    pub fn shown_mac(&self) -> Option<Mac> {
+        (self.kind != FindingKind::Unanswered && !self.kind.from_inventory()).then_some(self.mac)
+    }
+
     /// Its key.
     pub fn key(&self) -> FindingKey {
         FindingKey { kind: self.kind, ip: IpKey::from(self.ip), mac: self.mac }
