@@ -331,7 +331,7 @@ impl CaptureLoop {
                 (Class::Service | Class::Watched, _) => {
                     metrics.probe_round(book, &ip, r.responders, None, max_series)
                 }
-                (Class::Pool, _) => {}
+                (Class::Pool | Class::Confirm, _) => {}
             }
         };
         self.monitor.probe(t, send, &mut self.log, rounds);

@@ -324,11 +324,14 @@ pub fn start(
                 }
             }
         };
+        // Capture stops first (within one wakeup): nothing it sees after the signal would be reported.
+        // Then HTTP, whose drain is bounded, so a client holding a half-sent request cannot hold the
+        // exit up.
+        shared.request_stop();
         let _ = stop_tx.send(true);
         let _ = server.await;
         anyhow::Ok(status)
     })?;
-    shared.request_stop();
     if capture.join().is_err() {
         return Ok(2);
     }

@@ -1,5 +1,6 @@
 //! The HTTP endpoint: `/metrics`, `/healthz`, `/readyz` and `/findings`, on hyper 1 over tokio.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,9 +32,23 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves until `shutdown` turns true, then stops accepting and lets open requests finish (up to 5 s).
+/// Open connections at most. A client that opens more (slow clients holding half-sent requests) pushes
+/// out the oldest ones: the newest connection, a scraper's, is always served.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long open requests may finish after shutdown: the process has stopped capturing by then, and
+/// a client holding a half-sent request must not hold up the exit.
+pub const DRAIN: Duration = Duration::from_millis(500);
+
+/// How long a client has to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` turns true, then stops accepting and lets open requests finish (up to
+/// [`DRAIN`]).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut conns = tokio::task::JoinSet::new();
+    // Open connections, oldest first.
+    let mut open: VecDeque<(tokio::task::Id, tokio::task::AbortHandle)> = VecDeque::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -46,16 +61,22 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
                         continue;
                     }
                 };
+                if open.len() >= MAX_CONNECTIONS
+                    && let Some((_, oldest)) = open.pop_front()
+                {
+                    oldest.abort();
+                    shared.metrics.http_connections_evicted.inc();
+                }
                 let shared = shared.clone();
                 let mut stop = shutdown.clone();
-                conns.spawn(async move {
+                let handle = conns.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(route(&shared, &req)) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
+                        .header_read_timeout(HEADER_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
@@ -66,15 +87,23 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
                         }
                     }
                 });
+                open.push_back((handle.id(), handle));
             }
             _ = shutdown.changed() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(done) = conns.join_next_with_id(), if !conns.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                if let Some(i) = open.iter().position(|(open_id, _)| *open_id == id) {
+                    open.remove(i);
+                }
+            }
         }
     }
     drop(listener);
-    let _ =
-        tokio::time::timeout(Duration::from_secs(5), async { while conns.join_next().await.is_some() {} })
-            .await;
+    let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
+    // Dropping the set aborts whatever is still open.
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

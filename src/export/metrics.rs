@@ -143,6 +143,8 @@ pub struct Metrics {
     strict_arp: IntGaugeVec,
     peer_up: IntGaugeVec,
     series_evicted: IntCounter,
+    /// `l2watch_http_connections_evicted_total`: HTTP connections closed to make room for new ones.
+    pub http_connections_evicted: IntCounter,
     process: Process,
 }
 
@@ -380,6 +382,14 @@ impl Metrics {
                 let c = IntCounter::with_opts(opts(
                     "l2watch_series_evicted_total",
                     "Series removed because metrics.max_series was reached.",
+                ))?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            http_connections_evicted: {
+                let c = IntCounter::with_opts(opts(
+                    "l2watch_http_connections_evicted_total",
+                    "HTTP connections closed because too many were open (the oldest go first): slow or stuck clients.",
                 ))?;
                 r.register(Box::new(c.clone()))?;
                 c
@@ -810,6 +820,7 @@ mod tests {
             ("l2watch_watched_ips", "gauge"),
             ("l2watch_inventory_synced", "gauge"),
             ("l2watch_series_evicted_total", "counter"),
+            ("l2watch_http_connections_evicted_total", "counter"),
             ("l2watch_build_info", "gauge"),
             ("process_resident_memory_bytes", "gauge"),
         ] {

@@ -121,6 +121,8 @@ pub struct Stats {
     pub macs_evicted: u64,
     /// Findings dropped because `max_findings` was reached.
     pub findings_evicted: u64,
+    /// Confirmation probes not asked for because [`MAX_CONFIRMATIONS`] were waiting.
+    pub confirmations_dropped: u64,
 }
 
 impl Stats {
@@ -144,7 +146,16 @@ pub struct Detector {
     grace: Duration,
     /// Nodes claiming a Service IP they are not known to announce, waiting for the grace to pass.
     pending: FxHashMap<FindingKey, Pending>,
+    /// Addresses whose MAC changed without an explanation, waiting for a confirmation probe (at most
+    /// [`MAX_CONFIRMATIONS`]; the prober rate-limits what it sends).
+    confirm: Vec<IpAddr>,
+    /// Whether anyone takes confirmations (a live daemon that probes; not `analyze`).
+    confirming: bool,
 }
+
+/// Most addresses waiting for a confirmation probe between two wakeups; more are left out (a flood of
+/// takeovers cannot grow memory, and the prober's rate limit would drop them anyway).
+pub const MAX_CONFIRMATIONS: usize = 64;
 
 /// A `wrong_announcer` waiting for the API to catch up, or for a probe round to settle it.
 #[derive(Clone, Debug)]
@@ -293,6 +304,8 @@ impl Detector {
             pinned_full: false,
             grace: Duration::ZERO,
             pending: FxHashMap::default(),
+            confirm: Vec::with_capacity(MAX_CONFIRMATIONS),
+            confirming: false,
             cfg: DetectConfig { max_tracked_ips: cap_ips, max_findings: cap_findings, ..cfg },
         }
     }
@@ -360,16 +373,44 @@ impl Detector {
     /// Feeds one observation.
     #[inline]
     pub fn observe(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {
+        self.observe_answer(obs, false, inv, sink);
+    }
+
+    /// Feeds one observation; `concurrent` says it answers a probe round that another device already
+    /// answered: both answer at once, so the address did not move (the round's close judges them).
+    #[inline]
+    pub fn observe_answer(
+        &mut self,
+        obs: &Observation,
+        concurrent: bool,
+        inv: &Inventory,
+        sink: &mut impl Sink,
+    ) {
         self.stats.frames[obs.kind.index()] += 1;
         if obs.time >= self.next_sweep {
             self.expire(obs.time, sink);
         }
         if obs.kind.claims() {
             if !obs.sender_ip.is_unspecified() {
-                self.claim(obs, inv, sink);
+                self.claim(obs, concurrent, inv, sink);
             }
         } else if obs.kind.is_probe() {
             self.probe(obs, inv, sink);
+        }
+    }
+
+    /// Collects addresses whose MAC changed without an explanation for [`Detector::take_confirmations`]
+    /// (off by default: a replayed capture cannot be probed).
+    pub fn set_confirming(&mut self, on: bool) {
+        self.confirming = on;
+        self.confirm.clear();
+    }
+
+    /// Takes the addresses whose MAC changed without an explanation since the last call: each wants
+    /// one probe at once, to tell a move (only the new MAC answers) from a conflict (both answer).
+    pub fn take_confirmations(&mut self, mut each: impl FnMut(IpAddr)) {
+        for ip in self.confirm.drain(..) {
+            each(ip);
         }
     }
 
@@ -451,7 +492,7 @@ impl Detector {
         &self.cfg
     }
 
-    fn claim(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {
+    fn claim(&mut self, obs: &Observation, concurrent: bool, inv: &Inventory, sink: &mut impl Sink) {
         let ip = IpKey::from(obs.sender_ip);
         let mac = obs.sender_mac;
         let look = inv.lookup(ip);
@@ -483,16 +524,19 @@ impl Detector {
                 ..Ctx::of(look)
             });
         }
-        self.record(ip, mac, look, obs, inv, sink);
+        self.record(ip, mac, look, obs, concurrent, inv, sink);
     }
 
-    /// Per-IP MAC history: `mac_changed` and, for flips back, `multiple_responders`.
+    /// Per-IP MAC history: `mac_changed`, a confirmation probe for a change nothing explains, and, for
+    /// flips back, `multiple_responders`.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         ip: IpKey,
         mac: Mac,
         look: Lookup<'_>,
         obs: &Observation,
+        concurrent: bool,
         inv: &Inventory,
         sink: &mut impl Sink,
     ) {
@@ -541,7 +585,19 @@ impl Detector {
             // One node answering from several interfaces is MetalLB working as designed.
             return;
         }
+        // Two devices answering one probe round, or flapping between them while they are known to
+        // both answer, is one split brain (`multiple_responders`), not a string of moves.
+        if concurrent || self.both_answer(ip, previous, mac) {
+            return;
+        }
         let expected = change_expected(inv, look, previous, mac);
+        if !expected && self.confirming {
+            if self.confirm.len() < MAX_CONFIRMATIONS {
+                self.confirm.push(ip.to_ip());
+            } else {
+                self.stats.confirmations_dropped += 1;
+            }
+        }
         self.raise(FindingKind::MacChanged, ip, mac, At::of(obs), sink, || Ctx {
             other_mac: Some(previous),
             expected,
@@ -570,6 +626,12 @@ impl Detector {
                 ..Ctx::of(look)
             });
         }
+    }
+
+    fn both_answer(&self, ip: IpKey, a: Mac, b: Mac) -> bool {
+        let active =
+            |mac| self.findings.contains_key(&FindingKey { kind: FindingKind::MultipleResponders, ip, mac });
+        active(a) && active(b)
     }
 
     fn probe(&mut self, obs: &Observation, inv: &Inventory, sink: &mut impl Sink) {

@@ -92,10 +92,13 @@ impl Monitor {
         });
         let mut services = ServiceFindings::default();
         services.update(None, &inv, now, sink);
+        let hold = detect.hold;
+        let mut detector = Detector::new(detect);
+        detector.set_confirming(prober.is_some());
         Monitor {
-            hold: detect.hold,
+            hold,
             services,
-            detector: Detector::new(detect),
+            detector,
             prober,
             inv,
             self_claims: FxHashMap::default(),
@@ -153,7 +156,22 @@ impl Monitor {
     /// probe round (for the RTT histogram).
     #[inline]
     pub fn observe(&mut self, obs: &Observation, sink: &mut impl Sink) -> Option<Duration> {
-        self.detector.observe(obs, &self.inv, sink);
+        // Only answers to probes make a round: an ARP reply to a sender IP of 0.0.0.0, or a neighbour
+        // advertisement, untagged as the probes are. A gratuitous ARP in the window (a failover
+        // announcing itself) is not a second responder.
+        let answer = obs.vlans.is_empty()
+            && !obs.sender_ip.is_unspecified()
+            && match obs.kind {
+                FrameKind::Reply => obs.target_ip.is_unspecified(),
+                FrameKind::NdNa => true,
+                _ => false,
+            };
+        let concurrent = answer
+            && self
+                .prober
+                .as_ref()
+                .is_some_and(|p| p.answered_by_another(obs.sender_ip, obs.sender_mac, obs.time));
+        self.detector.observe_answer(obs, concurrent, &self.inv, sink);
         if !obs.kind.claims() || obs.sender_ip.is_unspecified() {
             return None;
         }
@@ -171,15 +189,7 @@ impl Monitor {
             // show).
             self.self_claims.remove(&ip);
         }
-        // Only answers to probes make a round: an ARP reply to a sender IP of 0.0.0.0, or a neighbour
-        // advertisement, untagged as the probes are. A gratuitous ARP in the window (a failover
-        // announcing itself) is not a second responder.
-        let answer = match obs.kind {
-            FrameKind::Reply => obs.target_ip.is_unspecified(),
-            FrameKind::NdNa => true,
-            _ => false,
-        };
-        if !answer || !obs.vlans.is_empty() {
+        if !answer {
             return None;
         }
         self.prober.as_mut()?.reply(obs.sender_ip, obs.sender_mac, obs.time, obs.interface)
@@ -209,6 +219,12 @@ impl Monitor {
     ) {
         // Claims whose grace is over are judged by the next round of their address, brought forward;
         // without probing (or for an address not probed) they are judged as they stand.
+        let prober = &mut self.prober;
+        self.detector.take_confirmations(|ip| {
+            if let Some(p) = prober.as_mut() {
+                p.confirm(ip, now);
+            }
+        });
         let due: Vec<IpAddr> = self.detector.due_claims(now).collect();
         for ip in due {
             if !self.prober.as_mut().is_some_and(|p| p.probe_soon(ip, now)) {
@@ -442,6 +458,65 @@ mod tests {
         m.observe(&claim(B, secs(0.5), false), &mut NoSink);
         let rounds = run(&mut m, 0.0, 12.0, &[B]);
         assert!(rounds.iter().all(|r| r.0 == 1), "{rounds:?}");
+    }
+
+    /// Without an inventory: `first` announces [`VIP`], then `second` does; the probe that goes out
+    /// at once is answered by `answerers`. Returns the monitor and the addresses probed.
+    fn takeover(answerers: &[&str], probing: bool) -> (Monitor, Vec<IpAddr>) {
+        let mut cfg = settings();
+        cfg.probe.enabled = probing;
+        let mut m = Monitor::new(cfg, Arc::new(Inventory::none()), secs(0.0), &mut NoSink);
+        m.observe(&claim(A, secs(0.0), false), &mut NoSink);
+        m.observe(&claim(B, secs(0.5), false), &mut NoSink);
+        let mut sent = Vec::new();
+        m.probe(
+            secs(0.5),
+            |ip| {
+                sent.push(ip);
+                true
+            },
+            &mut NoSink,
+            |_| {},
+        );
+        for (i, a) in answerers.iter().enumerate() {
+            m.observe(&answer(a, secs(0.51 + 0.01 * i as f64)), &mut NoSink);
+        }
+        m.probe(secs(1.7), |_| true, &mut NoSink, |_| {});
+        (m, sent)
+    }
+
+    #[test]
+    fn an_unexplained_takeover_is_confirmed_by_a_probe_at_once() {
+        // Both still answer: a conflict, known within 2 s of the second announcement.
+        let (m, sent) = takeover(&[A, B], true);
+        assert_eq!(sent, [ip(VIP)]);
+        assert!(kinds(&m).contains(&FindingKind::MultipleResponders), "{:?}", kinds(&m));
+        // Only the new one answers: it moved.
+        let (m, sent) = takeover(&[B], true);
+        assert_eq!(sent, [ip(VIP)]);
+        assert_eq!(kinds(&m), [FindingKind::MacChanged]);
+        // With probing off nothing is sent, and one announcement each is only a change.
+        let (m, sent) = takeover(&[], false);
+        assert!(sent.is_empty());
+        assert_eq!(kinds(&m), [FindingKind::MacChanged]);
+    }
+
+    #[test]
+    fn a_split_brain_is_one_event_not_a_change_every_round() {
+        // Nodes a and b both answer every round for a Service whose announcer is unknown (either may
+        // announce it); this host is node c.
+        let mut m = Monitor::new(settings(), two_nodes(None, "c"), secs(0.0), &mut NoSink);
+        m.observe(&claim(B, secs(0.1), false), &mut NoSink);
+        run(&mut m, 0.0, 35.0, &[A, B]);
+        run(&mut m, 35.0, 35.0, &[B, A]);
+        assert!(kinds(&m).contains(&FindingKind::MultipleResponders), "{:?}", kinds(&m));
+        let changes: Vec<(bool, u64)> = m
+            .findings()
+            .filter(|f| f.kind == FindingKind::MacChanged)
+            .map(|f| (f.expected, f.count))
+            .collect();
+        let events: u64 = changes.iter().map(|c| c.1).sum();
+        assert!(events <= 1, "{changes:?}");
     }
 
     #[test]

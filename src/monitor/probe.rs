@@ -39,6 +39,12 @@ pub struct ProbeConfig {
     pub unanswered_after: u32,
     /// Unassigned pool addresses beyond this many are not probed (an IPv6 /64 pool is not sweepable).
     pub max_pool_addresses: usize,
+    /// At most this many confirmation probes per second: an address whose MAC changed without an
+    /// explanation is probed once at once, to tell a move from a conflict. They count within `rate`.
+    pub confirm_rate: u32,
+    /// An address is confirmed at most once per this long.
+    #[serde(with = "crate::humane::duration")]
+    pub confirm_gap: Duration,
 }
 
 impl Default for ProbeConfig {
@@ -51,6 +57,8 @@ impl Default for ProbeConfig {
             rate: 100,
             unanswered_after: 3,
             max_pool_addresses: 4096,
+            confirm_rate: 10,
+            confirm_gap: Duration::from_secs(5),
         }
     }
 }
@@ -65,6 +73,8 @@ pub enum Class {
     Watched,
     /// An unassigned pool address (slower schedule).
     Pool,
+    /// Not scheduled: probed once because its MAC changed without an explanation.
+    Confirm,
 }
 
 /// Replies delivered this long after their round's window still count if the kernel stamped them
@@ -91,6 +101,21 @@ struct Round {
     n: u8,
     /// Capture interface of the first reply.
     interface: u16,
+}
+
+impl Round {
+    /// A round for a probe sent at `sent`, taking replies for `window` nanoseconds.
+    fn new(sent: Timestamp, window: u64) -> Round {
+        let window_end = Timestamp(sent.0.saturating_add(window));
+        Round {
+            sent,
+            window_end,
+            closes: window_end.plus(DELIVERY_GRACE),
+            macs: [Mac::ZERO; MAX_MACS_PER_IP],
+            n: 0,
+            interface: 0,
+        }
+    }
 }
 
 /// A probe round that has closed.
@@ -122,6 +147,26 @@ pub struct Prober {
     skipped_pool: u128,
     open_rounds: usize,
     next_event: Option<Timestamp>,
+    /// One-off rounds for addresses that are not scheduled, waiting to be sent or open.
+    oneshots: FxHashMap<IpKey, Target>,
+    /// When each address was last confirmed (only those within `confirm_gap`, at most
+    /// [`MAX_CONFIRM_MEMORY`]).
+    confirmed: FxHashMap<IpKey, Timestamp>,
+    confirm_tokens: f64,
+    confirm_refilled: Timestamp,
+    /// Confirmations refused by the rate limit or the per-address gap.
+    refused: u64,
+}
+
+/// Most one-off confirmation rounds waiting or open at once.
+pub const MAX_ONESHOTS: usize = 64;
+/// Most addresses remembered as confirmed recently; at `confirm_rate` within `confirm_gap` far fewer
+/// are needed.
+const MAX_CONFIRM_MEMORY: usize = 4096;
+
+/// The confirmation bucket holds one second's worth (at least one).
+fn cfg_confirm_burst(cfg: &ProbeConfig) -> u32 {
+    cfg.confirm_rate.max(1)
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -133,7 +178,6 @@ impl Prober {
     pub fn new(cfg: ProbeConfig, seed: u64) -> Prober {
         Prober {
             tokens: f64::from(cfg.rate),
-            cfg,
             targets: Vec::new(),
             index: FxHashMap::default(),
             rng: SplitMix64::new(seed),
@@ -142,6 +186,12 @@ impl Prober {
             skipped_pool: 0,
             open_rounds: 0,
             next_event: None,
+            oneshots: FxHashMap::with_capacity_and_hasher(MAX_ONESHOTS, Default::default()),
+            confirmed: FxHashMap::default(),
+            confirm_tokens: f64::from(cfg_confirm_burst(&cfg)),
+            confirm_refilled: Timestamp(0),
+            refused: 0,
+            cfg,
         }
     }
 
@@ -208,7 +258,7 @@ impl Prober {
     /// and without this the schedule would stall for as long as the clock went back.
     pub fn shift(&mut self, delta: i64) {
         let mv = |t: &mut Timestamp| t.0 = t.0.saturating_add_signed(delta);
-        for t in &mut self.targets {
+        for t in self.targets.iter_mut().chain(self.oneshots.values_mut()) {
             mv(&mut t.next);
             if let Some(r) = t.round.as_mut() {
                 mv(&mut r.sent);
@@ -216,15 +266,20 @@ impl Prober {
                 mv(&mut r.closes);
             }
         }
+        for t in self.confirmed.values_mut() {
+            mv(t);
+        }
         mv(&mut self.refilled);
+        mv(&mut self.confirm_refilled);
         self.update_next_event();
     }
 
     /// The earliest round to close, or probe to send once the rate limit allows it: an overdue probe
     /// waiting for a token must not make the capture thread spin.
     fn update_next_event(&mut self) {
-        let closes = self.targets.iter().filter_map(|t| t.round.map(|r| r.closes)).min();
-        let due = self.targets.iter().filter(|t| t.round.is_none()).map(|t| t.next).min();
+        let all = || self.targets.iter().chain(self.oneshots.values());
+        let closes = all().filter_map(|t| t.round.map(|r| r.closes)).min();
+        let due = all().filter(|t| t.round.is_none()).map(|t| t.next).min();
         let rate = f64::from(self.cfg.rate.max(1));
         let token =
             Timestamp(self.refilled.0.saturating_add(((1.0 - self.tokens).max(0.0) / rate * 1e9) as u64));
@@ -266,6 +321,68 @@ impl Prober {
         true
     }
 
+    /// Asks for one probe of `ip` at once because its MAC changed without an explanation. A scheduled
+    /// address has its next probe brought forward; any other gets a one-off round. Refused (false)
+    /// when `ip` was confirmed within `confirm_gap`, or beyond `confirm_rate`.
+    pub fn confirm(&mut self, ip: IpAddr, now: Timestamp) -> bool {
+        let key = IpKey::from(ip);
+        let gap = nanos(self.cfg.confirm_gap);
+        if self.confirmed.get(&key).is_some_and(|t| now.0 < t.0.saturating_add(gap))
+            || self.oneshots.contains_key(&key)
+        {
+            self.refused += 1;
+            return false;
+        }
+        let burst = f64::from(cfg_confirm_burst(&self.cfg));
+        let elapsed = now.since(self.confirm_refilled).as_secs_f64();
+        self.confirm_tokens = (self.confirm_tokens + elapsed * f64::from(self.cfg.confirm_rate)).min(burst);
+        self.confirm_refilled = now;
+        if self.confirm_tokens < 1.0 || self.cfg.confirm_rate == 0 {
+            self.refused += 1;
+            return false;
+        }
+        if self.confirmed.len() >= MAX_CONFIRM_MEMORY {
+            self.confirmed.retain(|_, t| now.0 < t.0.saturating_add(gap));
+            if self.confirmed.len() >= MAX_CONFIRM_MEMORY {
+                self.refused += 1;
+                return false;
+            }
+        }
+        if !self.probe_soon(ip, now) {
+            if self.oneshots.len() >= MAX_ONESHOTS {
+                self.refused += 1;
+                return false;
+            }
+            self.oneshots
+                .insert(key, Target { ip, class: Class::Confirm, next: now, round: None, silent: 0 });
+            self.update_next_event();
+        }
+        self.confirm_tokens -= 1.0;
+        self.confirmed.insert(key, now);
+        true
+    }
+
+    /// Confirmations refused so far (rate limit, per-address gap, or too many at once).
+    pub fn refused_confirmations(&self) -> u64 {
+        self.refused
+    }
+
+    /// Whether `mac` answering `ip` at `at` joins an open round that another MAC answered already.
+    #[inline]
+    pub fn answered_by_another(&self, ip: IpAddr, mac: Mac, at: Timestamp) -> bool {
+        if self.open_rounds == 0 {
+            return false;
+        }
+        let key = IpKey::from(ip);
+        let round = match self.index.get(&key) {
+            Some(&i) => self.targets[i as usize].round.as_ref(),
+            None => self.oneshots.get(&key).and_then(|t| t.round.as_ref()),
+        };
+        round.is_some_and(|r| {
+            at >= r.sent && at <= r.window_end && r.n > 0 && !r.macs[..r.n as usize].contains(&mac)
+        })
+    }
+
     /// The earliest moment something is due (a probe or a round closing), if anything is scheduled.
     pub fn next_event(&self) -> Option<Timestamp> {
         self.next_event
@@ -298,9 +415,44 @@ impl Prober {
                 });
             }
         }
+        if !self.oneshots.is_empty() {
+            self.oneshots.retain(|_, t| {
+                let Some(r) = t.round.filter(|r| r.closes <= now) else { return true };
+                closed(Outcome {
+                    ip: t.ip,
+                    class: Class::Confirm,
+                    macs: &r.macs[..r.n as usize],
+                    silent_rounds: u32::from(r.n == 0),
+                    sent: r.sent,
+                    interface: (r.n > 0).then_some(r.interface),
+                });
+                false
+            });
+            self.open_rounds = self.targets.iter().filter(|t| t.round.is_some()).count()
+                + self.oneshots.values().filter(|t| t.round.is_some()).count();
+        }
         self.refill(now);
-        let n = self.targets.len();
         let window = nanos(self.cfg.reply_window);
+        // Confirmations first: a change waiting to be judged matters more than a routine round.
+        for t in self.oneshots.values_mut() {
+            if self.tokens < 1.0 {
+                break;
+            }
+            if t.round.is_some() {
+                continue;
+            }
+            if !send(t.ip) {
+                // No interface can send: nothing to confirm with; the round closes unanswered and
+                // says nothing (one responder or none is not a conflict).
+                t.round = Some(Round::new(now, 0));
+                self.open_rounds += 1;
+                continue;
+            }
+            self.tokens -= 1.0;
+            t.round = Some(Round::new(now, window));
+            self.open_rounds += 1;
+        }
+        let n = self.targets.len();
         for step in 0..n {
             if self.tokens < 1.0 {
                 break;
@@ -323,15 +475,7 @@ impl Prober {
             self.tokens -= 1.0;
             let t = &mut self.targets[i];
             t.next = next;
-            let window_end = Timestamp(now.0.saturating_add(window));
-            t.round = Some(Round {
-                sent: now,
-                window_end,
-                closes: window_end.plus(DELIVERY_GRACE),
-                macs: [Mac::ZERO; MAX_MACS_PER_IP],
-                n: 0,
-                interface: 0,
-            });
+            t.round = Some(Round::new(now, window));
             self.open_rounds += 1;
             self.cursor = (i + 1) % n;
         }
@@ -354,8 +498,11 @@ impl Prober {
         if self.open_rounds == 0 {
             return None;
         }
-        let i = *self.index.get(&IpKey::from(ip))?;
-        let round = self.targets[i as usize].round.as_mut()?;
+        let key = IpKey::from(ip);
+        let round = match self.index.get(&key) {
+            Some(&i) => self.targets[i as usize].round.as_mut()?,
+            None => self.oneshots.get_mut(&key)?.round.as_mut()?,
+        };
         if at > round.window_end || at < round.sent || round.macs[..round.n as usize].contains(&mac) {
             return None;
         }
@@ -589,6 +736,102 @@ mod tests {
         let before = p.next_event().unwrap();
         p.shift(-3_600 * S as i64);
         assert_eq!(p.next_event().unwrap().0, before.0 - 3_600 * S);
+    }
+
+    #[test]
+    fn a_confirmation_is_one_probe_at_once_and_at_most_once_per_gap() {
+        let mut p = Prober::new(cfg(), 3);
+        p.set_targets(&Inventory::none(), Timestamp(0));
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = 100 * S;
+        assert!(p.confirm(ip, Timestamp(t0)));
+        // The same address again within the gap: refused.
+        assert!(!p.confirm(ip, Timestamp(t0 + S)));
+        let mut sent = Vec::new();
+        p.poll(
+            Timestamp(t0),
+            |ip| {
+                sent.push(ip);
+                true
+            },
+            |_| {},
+        );
+        assert_eq!(sent, [ip]);
+        let (a, b) = (Mac([2, 0, 0, 0, 0, 0xa]), Mac([2, 0, 0, 0, 0, 0xb]));
+        p.reply(ip, a, Timestamp(t0 + S / 100), 0);
+        assert!(p.answered_by_another(ip, b, Timestamp(t0 + S / 50)));
+        assert!(!p.answered_by_another(ip, a, Timestamp(t0 + S / 50)));
+        p.reply(ip, b, Timestamp(t0 + S / 50), 0);
+        let mut out = Vec::new();
+        p.poll(Timestamp(t0 + 2 * S), |_| true, |o| out.push((o.ip, o.class, o.macs.to_vec())));
+        assert_eq!(out, [(ip, Class::Confirm, vec![a, b])]);
+        // Closed and forgotten: nothing more is sent or closed for it.
+        let (mut again, mut closed_again) = (0, 0);
+        p.poll(
+            Timestamp(t0 + 3 * S),
+            |_| {
+                again += 1;
+                true
+            },
+            |_| closed_again += 1,
+        );
+        assert_eq!((again, closed_again), (0, 0));
+        // After the gap it may be confirmed again.
+        assert!(p.confirm(ip, Timestamp(t0 + 6 * S)));
+        // A scheduled address is not given a second round: its next one comes forward.
+        let mut p = Prober::new(cfg(), 3);
+        p.set_targets(&inv(), Timestamp(0));
+        let vip: IpAddr = "10.0.0.100".parse().unwrap();
+        assert!(p.confirm(vip, Timestamp(S / 10)));
+        let mut sent = Vec::new();
+        p.poll(
+            Timestamp(S / 10),
+            |ip| {
+                sent.push(ip);
+                true
+            },
+            |_| {},
+        );
+        assert!(sent.contains(&vip), "{sent:?}");
+        assert!(p.oneshots.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_takeovers_sends_no_more_confirmations_than_the_rate() {
+        // 100,000 random addresses changing MAC over 10 s (10,000 a second).
+        let mut p = Prober::new(ProbeConfig { rate: 100, confirm_rate: 10, ..ProbeConfig::default() }, 5);
+        p.set_targets(&Inventory::none(), Timestamp(0));
+        let mut rng = SplitMix64::new(9);
+        let mut sent = 0u64;
+        let t0 = 1_000 * S;
+        for i in 0..100_000u64 {
+            let t = Timestamp(t0 + i * (10 * S / 100_000));
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(rng.next_u64() as u32));
+            p.confirm(ip, t);
+            if i % 100 == 0 {
+                p.poll(
+                    t,
+                    |_| {
+                        sent += 1;
+                        true
+                    },
+                    |_| {},
+                );
+            }
+        }
+        p.poll(
+            Timestamp(t0 + 12 * S),
+            |_| {
+                sent += 1;
+                true
+            },
+            |_| {},
+        );
+        // 10 a second for 10 s, plus the first second's burst.
+        assert!(sent <= 10 * 10 + 10, "{sent} probes sent");
+        assert!(sent >= 90, "the rate limit should still let {sent} through");
+        assert!(p.oneshots.len() <= MAX_ONESHOTS && p.confirmed.len() <= MAX_CONFIRM_MEMORY);
+        assert!(p.refused_confirmations() >= 99_000);
     }
 
     fn cfg_default() -> ProbeConfig {
