@@ -526,6 +526,20 @@ fn scan_lists_who_answers_and_flags_a_shared_address() {
     let text = scan("text");
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(t.contains("CONFLICT") && t.contains("node node-b") && t.contains(MAC_FOREIGN), "{t}");
+    // The daemon on this node probes the VIP every 2 s from the same MAC: the answers to its probes
+    // are not the scan's. Two rounds, waiting long enough for two of the daemon's rounds: two replies
+    // from each device.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &env.a.ns, env!("CARGO_BIN_EXE_l2watch"), "scan", VIP, "--rounds", "2"])
+        .args(["-c", &env.config, "-i", "eth0", "--wait", "4.5", "--format", "json"])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = r["used"][0]["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{r}");
+    for a in answers {
+        assert_eq!(a["replies"], 2, "{r}\n{}", env.daemon.as_ref().unwrap().logs());
+    }
 }
 
 #[test]

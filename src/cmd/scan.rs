@@ -13,6 +13,7 @@ use crate::wire::decode::{self, Decoded, LinkType};
 use crate::wire::frame::{ArpSpec, NdSpec, write_arp, write_nd};
 use crate::wire::iprange::{IpKey, IpRange};
 use crate::wire::mac::Mac;
+use crate::wire::observation::FrameKind;
 
 /// Most addresses one scan probes.
 pub const MAX_ADDRESSES: u128 = 65_536;
@@ -144,6 +145,9 @@ pub fn who(inv: &Inventory, own: &[Mac], mac: Mac, ip: IpAddr) -> Who {
 /// Replies gathered so far: per address, per MAC, (replies, time from the address's first probe).
 struct Replies {
     first_probe: BTreeMap<IpAddr, Option<Instant>>,
+    /// When this scan last probed each address, and when another prober on this host did (the l2watch
+    /// daemon, say: its probes leave from the same MAC, so their answers look like ours).
+    last_probe: BTreeMap<IpAddr, (Option<Instant>, Option<Instant>)>,
     seen: BTreeMap<IpAddr, BTreeMap<Mac, (u32, Option<Duration>)>>,
     ready: [Readiness; crate::capture::open::MAX_INTERFACES],
 }
@@ -164,13 +168,33 @@ impl Replies {
             if !self.ready[i].readable {
                 continue;
             }
-            let (first_probe, seen) = (&self.first_probe, &mut self.seen);
+            let (first_probe, last_probe, seen) = (&self.first_probe, &mut self.last_probe, &mut self.seen);
             ring.drain(|meta, data| {
                 let Decoded::Frame(obs) = decode::decode(LinkType::Ethernet, data, meta) else { return };
-                if !obs.kind.claims() || obs.outgoing {
+                if obs.outgoing {
+                    // A probe going out that this scan did not send (the ring does not show a socket
+                    // its own frames).
+                    if obs.kind.is_probe()
+                        && let Some((_, other)) = last_probe.get_mut(&obs.target_ip)
+                    {
+                        *other = Some(Instant::now());
+                    }
+                    return;
+                }
+                if !obs.kind.claims() {
                     return;
                 }
                 let Some(sent) = first_probe.get(&obs.sender_ip) else { return };
+                // An answer to a probe (a reply to 0.0.0.0, an advertisement) answers the latest probe of the address:
+                // when that was another prober's, the answer is not this scan's to count.
+                let answers_probe = (obs.kind == FrameKind::Reply && obs.target_ip.is_unspecified())
+                    || obs.kind == FrameKind::NdNa;
+                if answers_probe
+                    && let Some((ours, Some(other))) = last_probe.get(&obs.sender_ip)
+                    && ours.is_none_or(|ours| ours < *other)
+                {
+                    return;
+                }
                 let e = seen.entry(obs.sender_ip).or_default().entry(obs.sender_mac).or_insert((0, None));
                 e.0 += 1;
                 // A claim heard before the address was probed (ordinary ARP) has no RTT; the first
@@ -214,6 +238,7 @@ pub fn sweep(
 ) -> Result<ScanReport, crate::capture::CaptureError> {
     let mut replies = Replies {
         first_probe: ips.iter().map(|ip| (*ip, None)).collect(),
+        last_probe: ips.iter().map(|ip| (*ip, (None, None))).collect(),
         seen: BTreeMap::new(),
         ready: Default::default(),
     };
@@ -233,9 +258,11 @@ pub fn sweep(
                     send(ring, &buf[..n])?;
                 }
             }
+            let now = Instant::now();
             if let Some(t) = replies.first_probe.get_mut(ip) {
-                t.get_or_insert_with(Instant::now);
+                t.get_or_insert(now);
             }
+            replies.last_probe.entry(*ip).or_default().0 = Some(now);
             next += gap;
             replies.collect(rings, next.saturating_duration_since(Instant::now()))?;
         }
