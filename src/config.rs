@@ -42,10 +42,30 @@ pub struct Config {
     pub oui_files: Vec<PathBuf>,
     /// The Kubernetes inventory source.
     pub kubernetes: KubernetesConfig,
+    /// The state file a restart reads back.
+    pub state: StateConfig,
+}
+
+/// The `state:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Where per-IP MAC history and active findings are kept across restarts (`--state` overrides
+    /// it); relative to the config file. Unset: nothing is kept.
+    pub path: Option<PathBuf>,
+    /// How often it is written while something changed (and once more on a clean stop).
+    #[serde(with = "crate::humane::duration")]
+    pub interval: Duration,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { path: None, interval: Duration::from_secs(60) }
+    }
 }
 
 /// The `kubernetes:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     /// Write a Warning Event on the Service when a conflict on its IP starts (and for drift and
@@ -86,12 +106,13 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             oui_files: crate::wire::vendor::DEFAULT_FILES.iter().map(PathBuf::from).collect(),
             kubernetes: KubernetesConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }
 
 /// The `capture:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
     /// Interfaces to watch and probe on. Empty: the interface of the default route.
@@ -431,11 +452,12 @@ impl Config {
             return Ok(Config::default());
         }
         let mut config: Config = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
-        if let Some(reg) = config.registry.as_mut()
-            && reg.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            *reg = dir.join(&*reg);
+        for file in [config.registry.as_mut(), config.state.path.as_mut()].into_iter().flatten() {
+            if file.is_relative()
+                && let Some(dir) = path.parent()
+            {
+                *file = dir.join(&*file);
+            }
         }
         config.validate(path)?;
         Ok(config)
@@ -509,6 +531,9 @@ impl Config {
         }
         if self.metrics.max_series < 16 {
             return fail("metrics.max_series must be at least 16".into());
+        }
+        if self.state.interval < Duration::from_secs(1) {
+            return fail("state.interval must be at least 1s".into());
         }
         if self.node_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             return fail("node_name must not be empty".into());

@@ -20,9 +20,12 @@ use crate::export::log::FindingLog;
 use crate::export::metrics::{InterfaceCounts, InterfaceMetrics, SeriesBook};
 use crate::export::report::InventoryJson;
 use crate::export::shared::{Shared, monotonic_nanos, wall_clock as now};
+use crate::export::state_file::StateFile;
 use crate::inventory::{Inventory, Lookup};
+use crate::monitor::detect::DetectConfig;
 use crate::monitor::engine::{Monitor, RoundReport};
-use crate::monitor::probe::Class;
+use crate::monitor::probe::{Class, ProbeConfig};
+use crate::monitor::state::State;
 use crate::monitor::tally::{Analysis, FileOutcome, FrameCounts, interface_id};
 use crate::wire::decode::{self, Decoded, FrameMeta, LinkType};
 use crate::wire::frame::{ArpSpec, NdSpec, write_arp, write_nd};
@@ -78,6 +81,79 @@ pub struct Setup {
     pub source: &'static str,
     /// The finding sink (logs, Kubernetes Events).
     pub log: FindingLog,
+    /// New settings from a config reload.
+    pub reconfigure: Receiver<Reconfigure>,
+    /// Where the state is kept across restarts, and how often it is written.
+    pub state: Option<(StateFile, Duration)>,
+}
+
+/// Settings a config reload (SIGHUP) changes while capture goes on.
+#[derive(Debug, Clone)]
+pub struct Reconfigure {
+    /// `detect:`.
+    pub detect: DetectConfig,
+    /// `probe:` (with `--no-probe` applied).
+    pub probe: ProbeConfig,
+    /// `metrics.max_series`.
+    pub max_series: usize,
+    /// `state.interval`.
+    pub state_interval: Duration,
+}
+
+/// Writes the state file off the capture thread: fsync takes milliseconds to seconds, a ring fills
+/// in 200 ms under a flood.
+struct StateSaver {
+    file: StateFile,
+    interval: Duration,
+    next: Instant,
+    /// Frames and finding changes counted at the last save: nothing new, nothing written.
+    saved_at: (u64, u64),
+    to_writer: Option<std::sync::mpsc::SyncSender<State>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StateSaver {
+    fn start(file: StateFile, interval: Duration, shared: Arc<Shared>) -> StateSaver {
+        // One write waiting at most: a slow disk skips saves rather than queueing them.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<State>(1);
+        let target = file.clone();
+        let writer = std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                let mut failing = false;
+                for state in rx {
+                    // Encoded here, not on the capture thread.
+                    let bytes = crate::export::state_file::encode(&state);
+                    drop(state);
+                    match target.write(&bytes) {
+                        Ok(()) => {
+                            if failing {
+                                tracing::info!(path = %target.path().display(), "the state file is written again");
+                            }
+                            failing = false;
+                            shared.metrics.state_written(Some(bytes.len()));
+                        }
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(error = %e, "cannot write the state file; the previous one stays; a restart would lose what was learnt since (check the volume)");
+                            }
+                            failing = true;
+                            shared.metrics.state_written(None);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start the state writer; state is not kept"))
+            .ok();
+        StateSaver {
+            file,
+            interval,
+            next: Instant::now() + interval,
+            saved_at: (0, 0),
+            to_writer: writer.as_ref().map(|_| tx),
+            writer,
+        }
+    }
 }
 
 /// The capture thread's state.
@@ -98,13 +174,32 @@ pub struct CaptureLoop {
     json: Vec<u8>,
     source: &'static str,
     events_dropped: u64,
+    reconfigure: Receiver<Reconfigure>,
+    state: Option<StateSaver>,
+    /// Findings raised or cleared so far (a save is due only when something changed).
+    finding_changes: u64,
 }
 
 impl CaptureLoop {
     /// Prepares the capture thread's state.
     pub fn new(shared: Arc<Shared>, setup: Setup) -> CaptureLoop {
-        let Setup { mut monitor, inventory, rings, ring_config, sys, vendors, max_series, source, log } =
-            setup;
+        let Setup {
+            mut monitor,
+            inventory,
+            rings,
+            ring_config,
+            sys,
+            vendors,
+            max_series,
+            source,
+            log,
+            reconfigure,
+            state,
+        } = setup;
+        let state = state.map(|(file, every)| StateSaver::start(file, every, shared.clone()));
+        // Findings restored from the state file were counted before the restart.
+        let mut book = SeriesBook::default();
+        book.seed(monitor.findings());
         let ports: Vec<Port> = rings
             .into_iter()
             .enumerate()
@@ -149,7 +244,10 @@ impl CaptureLoop {
             ports,
             monitor,
             inventory,
-            book: SeriesBook::default(),
+            book,
+            reconfigure,
+            state,
+            finding_changes: 0,
             max_series,
             log,
             source,
@@ -215,6 +313,7 @@ impl CaptureLoop {
             }
             skew = stepped;
             self.take_inventory();
+            self.take_settings();
             match waited {
                 Ok(n) => {
                     self.logged_wait_error = false;
@@ -250,6 +349,53 @@ impl CaptureLoop {
             }
         }
         tracing::info!("capture stopped");
+        self.save_state_on_stop();
+    }
+
+    /// Takes new settings from a config reload, if any.
+    fn take_settings(&mut self) {
+        let mut newest = None;
+        while let Ok(r) = self.reconfigure.try_recv() {
+            newest = Some(r);
+        }
+        let Some(r) = newest else { return };
+        self.monitor.reconfigure(r.detect, r.probe, now());
+        self.max_series = r.max_series;
+        if let Some(s) = self.state.as_mut() {
+            s.interval = r.state_interval;
+            s.next = s.next.min(Instant::now() + r.state_interval);
+        }
+        self.log.changed = true;
+    }
+
+    /// Hands the state to the writer when it is due and something changed since the last save.
+    fn save_state(&mut self, mono: Instant) {
+        let Some(s) = self.state.as_mut() else { return };
+        if mono < s.next {
+            return;
+        }
+        s.next = mono + s.interval;
+        let at = (self.tally.frames.total, self.finding_changes);
+        if at == s.saved_at {
+            return;
+        }
+        if let Some(tx) = &s.to_writer
+            && tx.try_send(self.monitor.save(now())).is_ok()
+        {
+            s.saved_at = at;
+        }
+    }
+
+    /// The last save, on a clean stop: waits for the writer, so what the next start reads is current.
+    fn save_state_on_stop(&mut self) {
+        let Some(mut s) = self.state.take() else { return };
+        if let Some(tx) = s.to_writer.take() {
+            let _ = tx.send(self.monitor.save(now()));
+        }
+        if let Some(w) = s.writer.take() {
+            let _ = w.join();
+        }
+        tracing::info!(path = %s.file.path().display(), "state saved");
     }
 
     /// Takes the newest inventory snapshot waiting, if any.
@@ -421,7 +567,9 @@ impl CaptureLoop {
             self.max_series,
         );
         self.publish_findings();
+        self.finding_changes += u64::from(self.log.changed);
         self.log.changed = false;
+        self.save_state(mono);
         if mono >= self.next_log_reset {
             if self.log.events_dropped > self.events_dropped {
                 tracing::warn!(

@@ -90,6 +90,9 @@ pub enum Command {
         /// Do not send probes: passive monitoring only.
         #[arg(long)]
         no_probe: bool,
+        /// Keep per-IP MAC history and active findings in FILE across restarts. Default: `state.path`.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
         /// Log filter: a level (error, warn, info, debug, trace) or `RUST_LOG`-style directives such
         /// as `info,l2watch=debug`. Default: `$RUST_LOG`, else `info`.
         #[arg(long, value_name = "FILTER")]
@@ -197,20 +200,38 @@ fn init_logging(flag: Option<&str>) -> anyhow::Result<()> {
 /// Runs the command; returns the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run { config, interface, listen, node_name: node, inventory, no_probe, log_level } => {
+        Command::Run {
+            config,
+            interface,
+            listen,
+            node_name: node,
+            inventory,
+            no_probe,
+            state,
+            log_level,
+        } => {
             init_logging(log_level.as_deref())?;
-            let (mut cfg, parts) = load(config.as_deref(), inventory, cluster_reachable())?;
-            if no_probe {
-                cfg.probe.enabled = false;
-            }
-            if let Some(l) = listen {
-                cfg.metrics.listen = l;
-            }
+            let cluster = cluster_reachable();
+            // The flags override the file the same way at start and at every reload (SIGHUP).
+            let load_run = move || {
+                let (mut cfg, parts) = load(config.as_deref(), inventory, cluster)?;
+                if no_probe {
+                    cfg.probe.enabled = false;
+                }
+                if let Some(l) = listen {
+                    cfg.metrics.listen = l;
+                }
+                if let Some(s) = &state {
+                    cfg.state.path = Some(s.clone());
+                }
+                anyhow::Ok((cfg, parts))
+            };
+            let (cfg, parts) = load_run()?;
             let named = node.is_some()
                 || cfg.node_name.is_some()
                 || std::env::var("NODE_NAME").is_ok_and(|n| !n.is_empty());
             let node = node_name(node, &cfg);
-            crate::cmd::run::start(cfg, parts, &node, named, interface)
+            crate::cmd::run::start(cfg, parts, &node, named, interface, load_run)
         }
         Command::Scan { ranges, config, interface, rounds, rate, wait, format } => {
             let (cfg, parts) = load(config.as_deref(), None, false)?;

@@ -11,11 +11,12 @@ use std::time::Duration;
 use crate::capture::Ring;
 use crate::capture::netif::Sys;
 use crate::capture::open::{interfaces, open_rings, ring_config};
-use crate::cmd::capture_loop::{CaptureLoop, Setup};
+use crate::cmd::capture_loop::{CaptureLoop, Reconfigure, Setup};
 use crate::config::{Config, InventorySource};
 use crate::export::log::FindingLog;
 use crate::export::metrics::Metrics;
 use crate::export::shared::{Shared, wall_clock};
+use crate::export::state_file::{StateError, StateFile};
 use crate::inventory::kubernetes::source::{self as kube_source, Publish};
 use crate::inventory::{Inventory, Owner, Parts, ThisHost};
 use crate::monitor::engine::{Monitor, Settings};
@@ -131,13 +132,16 @@ impl Feed {
 
 /// `l2watch run`: returns the exit status. `named` says whether the node name was given (flag,
 /// config or `$NODE_NAME`) rather than guessed from the hostname.
+/// `reload` reads the config again (with the command line's overrides) on SIGHUP.
 pub fn start(
     config: Config,
     parts: Parts,
     node: &str,
     named: bool,
     flags: Vec<String>,
+    reload: impl Fn() -> anyhow::Result<(Config, Parts)>,
 ) -> anyhow::Result<i32> {
+    let mut config = config;
     let sys = Sys::default();
     let names = interfaces(flags, &config.capture.interfaces, &sys)?;
     let kubernetes = config.inventory.source == InventorySource::Kubernetes;
@@ -232,6 +236,10 @@ pub fn start(
         // Only a live inventory catches up with a failover's gratuitous ARP.
         monitor.set_announcer_grace(config.detect.announcer_grace);
     }
+    let state = config.state.path.clone().map(StateFile::new);
+    if let Some(file) = &state {
+        restore_state(file, &mut monitor, t0);
+    }
     if let Some(p) = monitor.prober() {
         tracing::info!(
             addresses = p.len(),
@@ -240,6 +248,7 @@ pub fn start(
             "probing watched addresses"
         );
     }
+    let (reconfigure_tx, reconfigure_rx) = std::sync::mpsc::channel();
     let setup = Setup {
         monitor,
         inventory: from_feed,
@@ -250,6 +259,8 @@ pub fn start(
         max_series: config.metrics.max_series,
         source,
         log,
+        reconfigure: reconfigure_rx,
+        state: state.map(|f| (f, config.state.interval)),
     };
     let capture_loop = CaptureLoop::new(shared.clone(), setup);
     let capture = std::thread::Builder::new().name("capture".into()).spawn(move || capture_loop.run())?;
@@ -282,12 +293,36 @@ pub fn start(
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let mut check = tokio::time::interval(Duration::from_secs(1));
         let mut rescan = tokio::time::interval(RESCAN);
         let status = loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break 0 }
                 _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break 0 }
+                _ = hup.recv() => match reload() {
+                    Ok((new, parts)) => {
+                        warn_fixed_settings(&config, &new);
+                        let _ = reconfigure_tx.send(Reconfigure {
+                            detect: new.detect.clone(),
+                            probe: new.probe.clone(),
+                            max_series: new.metrics.max_series,
+                            state_interval: new.state.interval,
+                        });
+                        feed.config = parts;
+                        feed.publish();
+                        shared.metrics.config_reloaded(true);
+                        tracing::info!("SIGHUP: config reloaded; the new inventory and settings are in force");
+                        config = new;
+                    }
+                    Err(e) => {
+                        shared.metrics.config_reloaded(false);
+                        tracing::error!(
+                            error = %format!("{e:#}"),
+                            "SIGHUP: the config cannot be used; the running config stays in force (fix the file and send SIGHUP again)"
+                        );
+                    }
+                },
                 _ = check.tick() => {
                     if capture.is_finished() {
                         tracing::error!("the capture thread ended unexpectedly; exiting so the supervisor restarts l2watch");
@@ -336,6 +371,76 @@ pub fn start(
         return Ok(2);
     }
     Ok(status)
+}
+
+/// Reads the state file into the monitor at start. A file that cannot be used is set aside and
+/// warned about: the daemon starts clean rather than not at all.
+fn restore_state(file: &StateFile, monitor: &mut Monitor, now: crate::wire::observation::Timestamp) {
+    let path = file.path().display().to_string();
+    match file.load() {
+        Ok(None) => {
+            tracing::info!(path = %path, "no state file yet; starting clean (it is written as l2watch runs)")
+        }
+        Ok(Some(state)) => {
+            let r = monitor.restore(&state, now);
+            tracing::info!(
+                path = %path,
+                addresses = r.addresses,
+                findings = r.findings,
+                skipped = r.skipped,
+                age_s = now.since(crate::wire::observation::Timestamp(state.taken)).as_secs(),
+                "state restored: the MAC history and active findings from before the restart"
+            );
+        }
+        Err(StateError::Io { source, .. }) if source.kind() != std::io::ErrorKind::InvalidData => {
+            tracing::warn!(
+                path = %path, error = %source,
+                "cannot read the state file; starting clean (check the volume and its permissions)"
+            )
+        }
+        Err(e) => match file.set_aside() {
+            Ok(bad) => tracing::warn!(
+                error = %e, set_aside = %bad.display(),
+                "the state file is unusable; it was set aside and l2watch starts clean"
+            ),
+            Err(moved) => tracing::warn!(
+                error = %e, cannot_set_aside = %moved,
+                "the state file is unusable and cannot be moved aside; l2watch starts clean and will overwrite it"
+            ),
+        },
+    }
+}
+
+/// Says which changed settings a reload cannot apply: they need a restart.
+fn warn_fixed_settings(old: &Config, new: &Config) {
+    let mut fixed = Vec::new();
+    if old.capture != new.capture {
+        fixed.push("capture");
+    }
+    if old.metrics.listen != new.metrics.listen {
+        fixed.push("metrics.listen");
+    }
+    if old.inventory.source != new.inventory.source {
+        fixed.push("inventory.source");
+    }
+    if old.kubernetes != new.kubernetes {
+        fixed.push("kubernetes");
+    }
+    if old.state.path != new.state.path {
+        fixed.push("state.path");
+    }
+    if old.node_name != new.node_name {
+        fixed.push("node_name");
+    }
+    if old.oui_files != new.oui_files {
+        fixed.push("oui_files");
+    }
+    if !fixed.is_empty() {
+        tracing::warn!(
+            settings = %fixed.join(", "),
+            "SIGHUP: these settings changed but apply only after a restart; the rest is in force"
+        );
+    }
 }
 
 /// Waits for a change on `rx`; never returns without one (no source: pends forever).

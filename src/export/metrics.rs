@@ -145,6 +145,10 @@ pub struct Metrics {
     series_evicted: IntCounter,
     /// `l2watch_http_connections_evicted_total`: HTTP connections closed to make room for new ones.
     pub http_connections_evicted: IntCounter,
+    config_reloads: IntCounterVec,
+    config_reload_ok: IntGaugeVec,
+    state_writes: IntCounterVec,
+    state_bytes: IntGaugeVec,
     process: Process,
 }
 
@@ -236,6 +240,15 @@ pub struct SeriesBook {
 }
 
 impl SeriesBook {
+    /// Takes `findings` (restored from a state file) as published with the evidence they have: the
+    /// counters they feed count only what comes after the restart, which Prometheus, seeing the
+    /// restart's reset, adds to what it had.
+    pub fn seed<'a>(&mut self, findings: impl Iterator<Item = &'a Finding>) {
+        for f in findings.filter(|f| !f.kind.from_inventory()) {
+            self.published.insert((f.key(), None), (f.first_seen.0, f.count));
+        }
+    }
+
     /// Number of bounded series alive.
     pub fn len(&self) -> usize {
         self.series.len()
@@ -386,6 +399,22 @@ impl Metrics {
                 r.register(Box::new(c.clone()))?;
                 c
             },
+            config_reloads: counter(
+                "l2watch_config_reloads_total",
+                "Config reloads (SIGHUP), by result: success, or failure (the running config stays).",
+                &["result"],
+            )?,
+            config_reload_ok: gauge(
+                "l2watch_config_last_reload_successful",
+                "1 when the last config reload (SIGHUP) succeeded or none was asked for, 0 when it failed.",
+                &[],
+            )?,
+            state_writes: counter(
+                "l2watch_state_writes_total",
+                "State file writes, by result: ok, or error (the previous file stays whole).",
+                &["result"],
+            )?,
+            state_bytes: gauge("l2watch_state_bytes", "Size of the state file last written.", &[])?,
             http_connections_evicted: {
                 let c = IntCounter::with_opts(opts(
                     "l2watch_http_connections_evicted_total",
@@ -397,6 +426,7 @@ impl Metrics {
             process: Process::new(&r)?,
             registry: r.clone(),
         };
+        m.config_reload_ok.with_label_values(&[] as &[&str]).set(1);
         let build = gauge("l2watch_build_info", "1, labelled with the l2watch version.", &["version"])?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         Ok(m)
@@ -436,6 +466,20 @@ impl Metrics {
         self.strict_arp.reset();
         if let Some(kp) = &inv.kube_proxy {
             self.strict_arp.with_label_values(&[&kp.mode]).set(i64::from(kp.arp_ok()));
+        }
+    }
+
+    /// A config reload (SIGHUP) succeeded or failed.
+    pub fn config_reloaded(&self, ok: bool) {
+        self.config_reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+        self.config_reload_ok.with_label_values(&[] as &[&str]).set(i64::from(ok));
+    }
+
+    /// The state file was written (`Some(bytes)`) or could not be.
+    pub fn state_written(&self, bytes: Option<usize>) {
+        self.state_writes.with_label_values(&[if bytes.is_some() { "ok" } else { "error" }]).inc();
+        if let Some(n) = bytes {
+            self.state_bytes.with_label_values(&[] as &[&str]).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -492,7 +536,7 @@ impl Metrics {
             .iter()
             .map(|f| {
                 let (ns, svc) = service_labels(f);
-                let mac = if f.kind == FindingKind::Unanswered { String::new() } else { f.mac.to_string() };
+                let mac = f.shown_mac().map(|m| m.to_string()).unwrap_or_default();
                 (
                     Family::ConflictActive,
                     vec![f.kind.as_str().to_owned(), f.ip.to_string(), mac, ns.into(), svc.into()],

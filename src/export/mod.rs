@@ -1,4 +1,5 @@
-//! What leaves the process: Prometheus metrics (and their bounds), the HTTP endpoint, reports, logs.
+//! What leaves the process: Prometheus metrics (and their bounds), the HTTP endpoint, reports, logs,
+//! Kubernetes Events, and the state file a restart reads back.
 
 pub mod event_writer;
 pub mod events;
@@ -7,3 +8,4 @@ pub mod log;
 pub mod metrics;
 pub mod report;
 pub mod shared;
+pub mod state_file;

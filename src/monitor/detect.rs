@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::inventory::{Inventory, Lookup, Owner, Role};
 use crate::monitor::finding::{Finding, FindingKey, FindingKind, Severity, Sink};
+use crate::monitor::state::{Address, Restored, SCHEMA, SavedFinding, SavedMac, State};
 use crate::wire::iprange::IpKey;
 use crate::wire::mac::Mac;
 use crate::wire::observation::{FrameKind, Observation, Timestamp, Vlans};
@@ -308,6 +309,20 @@ impl Detector {
             confirming: false,
             cfg: DetectConfig { max_tracked_ips: cap_ips, max_findings: cap_findings, ..cfg },
         }
+    }
+
+    /// Takes new limits and windows (a config reload) keeping everything known: tables shrink to new
+    /// caps as they are next filled. A grace in force takes the new `announcer_grace`.
+    pub fn set_config(&mut self, cfg: DetectConfig) {
+        if !self.grace.is_zero() {
+            self.grace = cfg.announcer_grace;
+        }
+        self.cfg = DetectConfig {
+            max_tracked_ips: cfg.max_tracked_ips.max(16),
+            max_findings: cfg.max_findings.max(16),
+            ..cfg
+        };
+        self.pinned_full = false;
     }
 
     /// Gives nodes that claim a Service IP they are not known to announce `grace` before they are
@@ -693,6 +708,135 @@ impl Detector {
         self.pinned_full = false;
     }
 
+    /// What a restart must not lose: every address's MAC history (most recently seen first) and the
+    /// active findings, at `now`.
+    pub fn save(&self, now: Timestamp) -> State {
+        let mut addresses: Vec<(&IpKey, &IpState)> = self.ips.iter().filter(|(_, s)| s.len > 0).collect();
+        addresses.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_seen));
+        let addresses = addresses
+            .into_iter()
+            .map(|(ip, s)| Address {
+                ip: ip.to_ip(),
+                current: (s.current != NO_SLOT).then_some(s.current),
+                macs: s.slots[..s.len as usize]
+                    .iter()
+                    .map(|m| SavedMac {
+                        mac: m.mac,
+                        first_seen: m.first_seen.0,
+                        last_seen: m.last_seen.0,
+                        count: m.count,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let findings = self
+            .findings
+            .values()
+            .map(|f| SavedFinding {
+                kind: f.kind.as_str().to_owned(),
+                ip: f.ip,
+                mac: f.mac,
+                other_mac: f.other_mac,
+                node: f.node.as_deref().map(str::to_owned),
+                expected: f.expected,
+                flip_flop: f.flip_flop,
+                vlans: f.vlans.as_slice().to_vec(),
+                interface: f.interface,
+                first_seen: f.first_seen.0,
+                last_seen: f.last_seen.0,
+                count: f.count,
+            })
+            .collect();
+        State { schema: SCHEMA.to_owned(), taken: now.0, addresses, findings }
+    }
+
+    /// Takes back what [`Detector::save`] saved, within the limits in force, judged against `inv`: a
+    /// finding the inventory now explains, or one past its hold time at `now`, is left out. Nothing
+    /// goes to a sink: these findings were raised (and logged) before the restart. Per-IP state is
+    /// taken only into an empty table (at start).
+    pub fn restore(&mut self, state: &State, inv: &Inventory, now: Timestamp) -> Restored {
+        let mut r = Restored::default();
+        let max_macs = self.cfg.max_macs_per_ip.clamp(1, MAX_MACS_PER_IP);
+        for a in &state.addresses {
+            let key = IpKey::from(a.ip);
+            let look = inv.lookup(key);
+            let watched = matches!(look, Lookup::Watched(_));
+            let wanted = watched || inv.track_all || matches!(look, Lookup::Pool(_));
+            if !wanted || self.ips.len() >= self.cfg.max_tracked_ips || self.ips.contains_key(&key) {
+                r.skipped += 1;
+                continue;
+            }
+            let mut st = IpState {
+                slots: [MacSlot::default(); MAX_MACS_PER_IP],
+                len: 0,
+                current: NO_SLOT,
+                watched,
+                last_seen: Timestamp(0),
+            };
+            for (i, m) in a.macs.iter().take(max_macs).enumerate() {
+                st.slots[i] = MacSlot {
+                    mac: m.mac,
+                    first_seen: Timestamp(m.first_seen),
+                    last_seen: Timestamp(m.last_seen),
+                    count: m.count,
+                    ..MacSlot::default()
+                };
+                st.len += 1;
+                st.last_seen = st.last_seen.max(Timestamp(m.last_seen));
+            }
+            st.current = a.current.filter(|&c| c < st.len).unwrap_or(NO_SLOT);
+            self.ips.insert(key, st);
+            r.addresses += 1;
+        }
+        for saved in &state.findings {
+            let kind = FindingKind::ALL.iter().copied().find(|k| k.as_str() == saved.kind);
+            let Some(kind) = kind.filter(|k| !k.from_inventory()) else {
+                r.skipped += 1;
+                continue;
+            };
+            let key = FindingKey { kind, ip: IpKey::from(saved.ip), mac: saved.mac };
+            let expired = now.since(Timestamp(saved.last_seen)) > self.cfg.hold;
+            if expired || self.findings.len() >= self.cfg.max_findings || self.findings.contains_key(&key) {
+                r.skipped += 1;
+                continue;
+            }
+            let ctx = Ctx::of(inv.lookup(key.ip));
+            let mut vlans = Vlans::default();
+            for &id in saved.vlans.iter().take(Vlans::MAX) {
+                vlans.push(id);
+            }
+            self.findings.insert(
+                key,
+                Finding {
+                    kind,
+                    ip: saved.ip,
+                    mac: saved.mac,
+                    other_mac: saved.other_mac,
+                    role: ctx.role,
+                    service: ctx.service,
+                    node: saved.node.as_deref().map(Arc::from),
+                    pool: ctx.pool,
+                    expected: saved.expected,
+                    flip_flop: saved.flip_flop,
+                    detail: None,
+                    vlans,
+                    interface: saved.interface,
+                    first_seen: Timestamp(saved.first_seen),
+                    last_seen: Timestamp(saved.last_seen),
+                    first_frame: 0,
+                    last_frame: 0,
+                    count: saved.count,
+                },
+            );
+            r.findings += 1;
+        }
+        let before = self.findings.len();
+        self.reconcile(inv, &mut crate::monitor::finding::NoSink);
+        r.findings -= before - self.findings.len();
+        r.skipped += before - self.findings.len();
+        r
+    }
+
     /// The state for `ip`, created if there is room (making room by evicting the least recently seen
     /// unwatched half when full). `None` when only watched IPs fill the table.
     fn state(&mut self, ip: IpKey, watched: bool) -> Option<&mut IpState> {
@@ -818,6 +962,62 @@ mod tests {
             sender_ip: IpAddr::V4(Ipv4Addr::from(ip)),
             ..Observation::EMPTY
         }
+    }
+
+    #[test]
+    fn a_saved_state_restores_history_and_findings_within_the_limits() {
+        const S: u64 = 1_000_000_000;
+        let t0 = 1_700_000_000 * S;
+        let inv = Inventory::none();
+        let mut d = Detector::new(DetectConfig::default());
+        // 10.0.0.1: MAC 1, then 2, then 1 again (multiple_responders); 10.0.0.2..: one MAC each.
+        for (ip, mac, t) in [(1, 1, 0), (1, 2, 1), (1, 1, 2), (2, 3, 3), (3, 4, 4)] {
+            d.observe(&claim(0x0a00_0000 + ip, mac, t0 + t * S), &inv, &mut NoSink);
+        }
+        let saved = d.save(Timestamp(t0 + 5 * S));
+        let keys = |d: &Detector| {
+            let mut k: Vec<(FindingKind, IpAddr, Mac, u64, Timestamp)> =
+                d.findings().map(|f| (f.kind, f.ip, f.mac, f.count, f.first_seen)).collect();
+            k.sort_by_key(|x| (x.0, x.1, x.2));
+            k
+        };
+        assert!(keys(&d).iter().any(|k| k.0 == FindingKind::MultipleResponders));
+        // Through JSON, as the state file carries it.
+        let saved: State = serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        let mut back = Detector::new(DetectConfig::default());
+        let r = back.restore(&saved, &inv, Timestamp(t0 + 6 * S));
+        assert_eq!((r.addresses, r.skipped), (3, 0));
+        assert_eq!(keys(&back), keys(&d));
+        let ip1: IpAddr = "10.0.0.1".parse().unwrap();
+        let macs =
+            |d: &Detector| d.history(ip1).unwrap().iter().map(|m| (m.mac, m.count)).collect::<Vec<_>>();
+        assert_eq!(macs(&back), macs(&d));
+        // Claims after the restore carry on from the history: MAC 2 again is a flip, not a new MAC.
+        back.observe(&claim(0x0a00_0001, 2, t0 + 7 * S), &inv, &mut NoSink);
+        assert!(back.findings().any(|f| f.kind == FindingKind::MacChanged && f.flip_flop));
+        // Past the hold time, findings are not taken back; over the caps, neither is the rest.
+        let mut late = Detector::new(DetectConfig::default());
+        let r = late.restore(&saved, &inv, Timestamp(t0 + 5 * S + 601 * S));
+        assert_eq!(r.findings, 0);
+        let mut small =
+            Detector::new(DetectConfig { max_tracked_ips: 16, max_findings: 16, ..DetectConfig::default() });
+        let mut many = saved.clone();
+        many.addresses = (0..100u32)
+            .map(|i| Address {
+                ip: IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)),
+                ..saved.addresses[0].clone()
+            })
+            .collect();
+        let r = small.restore(&many, &inv, Timestamp(t0 + 6 * S));
+        assert_eq!((r.addresses, r.skipped - saved.findings.len() + r.findings), (16, 84));
+        assert!(small.tracked_ips() <= 16);
+        // An unknown kind (a newer version's) or an out-of-range slot is left out, not trusted.
+        let mut odd = saved.clone();
+        odd.findings[0].kind = "something_new".into();
+        odd.addresses[0].current = Some(9);
+        let mut d2 = Detector::new(DetectConfig::default());
+        let r = d2.restore(&odd, &inv, Timestamp(t0 + 6 * S));
+        assert_eq!(r.findings, saved.findings.len() - 1);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::monitor::detect::{At, DetectConfig, Detector, MAX_MACS_PER_IP};
 use crate::monitor::drift::ServiceFindings;
 use crate::monitor::finding::{Finding, Sink};
 use crate::monitor::probe::{Class, ProbeConfig, Prober};
+use crate::monitor::state::{Restored, State};
 use crate::wire::iprange::IpKey;
 use crate::wire::mac::Mac;
 use crate::wire::observation::{FrameKind, Observation, Timestamp, Vlans};
@@ -75,6 +76,17 @@ pub struct Monitor {
     services: ServiceFindings,
     hold: Duration,
     closed: Vec<Closed>,
+    /// Capture interfaces, which share `probe.rate`.
+    interfaces: usize,
+    seed: u64,
+}
+
+/// `probe.rate` counts frames and every probe goes out on each interface: the schedule gets its share.
+fn per_interface(mut probe: ProbeConfig, interfaces: usize) -> ProbeConfig {
+    let n = interfaces.max(1) as u32;
+    probe.rate = (probe.rate / n).max(1);
+    probe.confirm_rate = (probe.confirm_rate / n).max(1);
+    probe
 }
 
 impl Monitor {
@@ -84,9 +96,7 @@ impl Monitor {
         let Settings { detect, probe, interfaces, seed } = settings;
         let unanswered_after = probe.unanswered_after;
         let prober = probe.enabled.then(|| {
-            let mut cfg = probe;
-            cfg.rate = (cfg.rate / interfaces.max(1) as u32).max(1);
-            let mut p = Prober::new(cfg, seed);
+            let mut p = Prober::new(per_interface(probe, interfaces), seed);
             p.set_targets(&inv, now);
             p
         });
@@ -105,7 +115,27 @@ impl Monitor {
             unanswered_after,
             default_interface: 0,
             closed: Vec::with_capacity(64),
+            interfaces,
+            seed,
         }
+    }
+
+    /// Takes new settings (a config reload) without losing anything known: findings, per-IP history
+    /// and the probe schedule stay. Probing turned on starts a schedule; turned off, drops it.
+    pub fn reconfigure(&mut self, detect: DetectConfig, probe: ProbeConfig, now: Timestamp) {
+        self.hold = detect.hold;
+        self.unanswered_after = probe.unanswered_after;
+        self.detector.set_config(detect);
+        if !probe.enabled {
+            self.prober = None;
+        } else if let Some(p) = self.prober.as_mut() {
+            p.set_config(per_interface(probe, self.interfaces));
+        } else {
+            let mut p = Prober::new(per_interface(probe, self.interfaces), self.seed);
+            p.set_targets(&self.inv, now);
+            self.prober = Some(p);
+        }
+        self.detector.set_confirming(self.prober.is_some());
     }
 
     /// Rounds without any reply are attributed to this capture interface.
@@ -193,6 +223,17 @@ impl Monitor {
             return None;
         }
         self.prober.as_mut()?.reply(obs.sender_ip, obs.sender_mac, obs.time, obs.interface)
+    }
+
+    /// What a restart must not lose (see [`crate::monitor::state`]), at `now`.
+    pub fn save(&self, now: Timestamp) -> State {
+        self.detector.save(now)
+    }
+
+    /// Takes back a saved state at start, judged against the inventory in force; see
+    /// [`Detector::restore`].
+    pub fn restore(&mut self, state: &State, now: Timestamp) -> Restored {
+        self.detector.restore(state, &self.inv, now)
     }
 
     /// The earliest moment a probe is due or a round closes.

@@ -5,6 +5,7 @@ pub mod drift;
 pub mod engine;
 pub mod finding;
 pub mod probe;
+pub mod state;
 pub mod tally;
 
 /// Inventories for the core's unit tests, built from neutral parts as every source builds them.

@@ -195,6 +195,15 @@ impl Prober {
         }
     }
 
+    /// Takes new settings (a config reload), keeping the schedule and open rounds: each address moves
+    /// to the new interval after its next probe.
+    pub fn set_config(&mut self, cfg: ProbeConfig) {
+        self.tokens = self.tokens.min(f64::from(cfg.rate));
+        self.confirm_tokens = self.confirm_tokens.min(f64::from(cfg_confirm_burst(&cfg)));
+        self.cfg = cfg;
+        self.update_next_event();
+    }
+
     /// Rebuilds the target list from an inventory: every service, registry, node and host address, and
     /// unassigned pool addresses up to `max_pool_addresses`. Addresses already scheduled keep their
     /// schedule and silent-round count; new ones get a random first slot within one interval, so a

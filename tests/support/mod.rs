@@ -11,6 +11,7 @@
 //! Every test file that says `mod support;` compiles its own copy and uses only part of it.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod kube_api;
 pub mod lan;
 
