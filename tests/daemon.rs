@@ -13,6 +13,7 @@ use support::daemon::*;
 use support::lan::{http_get, wait_for};
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn foreign_device_answering_for_a_service_ip_is_found_within_one_interval() {
     let env = setup(None, &[]);
     // Only the right node answers: a few rounds go by without anything firing.
@@ -84,6 +85,7 @@ fn fail_over_to_a(env: &Env) {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn failover_between_nodes_is_an_expected_mac_change_when_any_node_may_announce() {
     let env = setup(None, &[]);
     wait_for(Duration::from_secs(6), "node-b answering", || {
@@ -108,6 +110,7 @@ fn failover_between_nodes_is_an_expected_mac_change_when_any_node_may_announce()
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn failover_to_a_node_that_is_not_the_announcer_is_wrong_announcer() {
     let env = setup(Some("node-b"), &[]);
     wait_for(Duration::from_secs(6), "node-b answering", || {
@@ -131,6 +134,7 @@ fn failover_to_a_node_that_is_not_the_announcer_is_wrong_announcer() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn a_service_ip_nobody_answers_is_unanswered_and_clears_when_answered() {
     // A registry address no Service has is watched for conflicts, but nobody owes it an answer.
     let registry = tempfile::NamedTempFile::new().unwrap();
@@ -172,6 +176,7 @@ fn a_service_ip_nobody_answers_is_unanswered_and_clears_when_answered() {
 /// outer tag into the ring header (this machine's kernel has no 802.1Q module, so VLAN sub-interfaces
 /// cannot be made; tagged frames on the wire are what a trunk port delivers either way).
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn conflicts_on_a_tagged_vlan_are_found_with_their_vlan_id() {
     use l2watch::wire::frame::{ArpSpec, write_arp};
     let env = setup_with(
@@ -219,6 +224,7 @@ fn conflicts_on_a_tagged_vlan_are_found_with_their_vlan_id() {
 /// IPv6 service addresses are probed with DAD neighbour solicitations; the owner's kernel answers
 /// with a neighbour advertisement to all nodes, which is how a second owner shows up.
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn ipv6_service_addresses_are_probed_with_neighbour_solicitations() {
     const VIP6: &str = "fd00:77::100";
     let env = setup_with(None, "    - {name: web/v6, ips: ['fd00:77::100']}\n", &[]);
@@ -263,6 +269,7 @@ for _ in range(n):
 /// A flood of random squatters on a pool: findings, series and memory stay within their caps, and
 /// what is evicted is counted.
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn a_flood_of_random_squatters_stays_within_every_cap() {
     let yaml = config(None, "")
         .replace("  services:\n", "  pools: [{name: lan, addresses: [10.0.0.0/16]}]\n  services:\n")
@@ -304,6 +311,7 @@ fn a_flood_of_random_squatters_stays_within_every_cap() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn scan_lists_who_answers_and_flags_a_shared_address() {
     let env = setup(None, &[]);
     env.foreign.add_addr("eth0", &format!("{VIP}/32"));
@@ -376,6 +384,7 @@ fn scan_lists_who_answers_and_flags_a_shared_address() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn interface_that_disappears_is_reported_and_reopened_without_restart() {
     let mut env = setup(None, &["--no-probe"]);
     env.daemon.take().unwrap().stop();
@@ -425,6 +434,7 @@ fn interface_that_disappears_is_reported_and_reopened_without_restart() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn metrics_pass_promtool_and_endpoints_answer() {
     // The registry expects web/nginx on .101: IP drift, from the inventory alone.
     let yaml = format!("registry: registry.yaml\n{}", config(None, ""));
@@ -498,6 +508,7 @@ fn metrics_pass_promtool_and_endpoints_answer() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn bad_setups_fail_with_one_clear_error_each() {
     let env = setup(None, &[]);
     let run = |pre: &[&str], args: &[&str]| {

@@ -188,6 +188,7 @@ fn conflicts(text: &str) -> Vec<&str> {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn peers_share_their_macs_and_a_foreign_device_is_found_and_reported_on_the_service() {
     let mut c = Cluster::new();
     c.both();
@@ -254,6 +255,7 @@ fn peers_share_their_macs_and_a_foreign_device_is_found_and_reported_on_the_serv
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn a_failover_done_the_metallb_way_never_shows_a_conflict() {
     let mut c = Cluster::new();
     c.both();
@@ -297,6 +299,7 @@ fn a_failover_done_the_metallb_way_never_shows_a_conflict() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn monitoring_goes_on_without_the_api_and_the_inventory_recovers() {
     let mut c = Cluster::new();
     c.both();

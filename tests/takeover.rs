@@ -80,6 +80,7 @@ fn take_and_announce(host: &Host, ip: &str) {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn both_hosts_answering_is_a_conflict_within_two_seconds() {
     support::lan::require_root();
     let env = setup();
@@ -101,6 +102,7 @@ fn both_hosts_answering_is_a_conflict_within_two_seconds() {
 }
 
 #[test]
+#[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
 fn a_handover_is_a_move_not_a_conflict() {
     support::lan::require_root();
     let env = setup();

@@ -810,6 +810,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
     fn captures_arp_and_nd_in_both_directions() {
         in_netns(|| {
             let cfg = RingConfig::default();
@@ -838,6 +839,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
     fn skips_corrupt_frames() {
         in_netns(|| {
             let mut ring = Ring::open("a", 3, &RingConfig::default()).unwrap();
@@ -866,6 +868,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
     fn vlan_tags() {
         // This kernel has no CONFIG_VLAN_8021Q (no vlan devices), so tagged frames are sent raw. The
         // receive path strips the outer tag in core code (skb_vlan_untag), with or without vlan devices.
@@ -899,6 +902,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
     fn counts_drops_and_resets_on_read() {
         in_netns(|| {
             let cfg = RingConfig { block_size: page_size(), block_count: 2, ..RingConfig::default() };
@@ -914,6 +918,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
     fn reports_deleted_interface() {
         in_netns(|| {
             let ra = Ring::open("a", 0, &RingConfig::default()).unwrap();
@@ -928,6 +933,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]
     fn survives_down_and_up() {
         in_netns(|| {
             let mut ra = Ring::open("a", 0, &RingConfig::default()).unwrap();

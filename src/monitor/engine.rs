@@ -543,6 +543,47 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_takeovers_sends_no_more_probes_than_the_confirmation_rate() {
+        // 100,000 addresses each taken over by a second MAC, over 10 s, with no inventory.
+        let mut m = Monitor::new(settings(), Arc::new(Inventory::none()), secs(0.0), &mut NoSink);
+        let mut rng = crate::wire::synth::SplitMix64::new(4);
+        let mut sent = 0u32;
+        const N: u64 = 100_000;
+        for i in 0..N {
+            let t = secs(10.0 * i as f64 / N as f64);
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(rng.next_u64() as u32));
+            for m_ in [rng.next_u64(), rng.next_u64()] {
+                let b = m_.to_be_bytes();
+                let mac = Mac([2, b[1], b[2], b[3], b[4], b[5]]);
+                let obs = Observation {
+                    time: t,
+                    kind: FrameKind::Gratuitous,
+                    sender_mac: mac,
+                    eth_src: mac,
+                    sender_ip: ip,
+                    target_ip: ip,
+                    ..Observation::EMPTY
+                };
+                m.observe(&obs, &mut NoSink);
+            }
+            if i % 100 == 0 {
+                m.probe(
+                    t,
+                    |_| {
+                        sent += 1;
+                        true
+                    },
+                    &mut NoSink,
+                    |_| {},
+                );
+            }
+        }
+        let rate = ProbeConfig::default().confirm_rate;
+        assert!(sent <= rate * 10 + rate, "{sent} probes for 10 s at {rate}/s");
+        assert!(sent >= rate * 9, "only {sent} confirmations went out");
+    }
+
+    #[test]
     fn a_split_brain_is_one_event_not_a_change_every_round() {
         // Nodes a and b both answer every round for a Service whose announcer is unknown (either may
         // announce it); this host is node c.
