@@ -17,7 +17,7 @@ use l2watch::inventory::Inventory;
 use l2watch::monitor::detect::{DetectConfig, Detector};
 use l2watch::monitor::finding::NoSink;
 use l2watch::wire::mac::Mac;
-use l2watch::wire::observation::{FrameKind, Observation, Timestamp};
+use l2watch::wire::observation::{Observation, Timestamp};
 
 /// A detector at its default caps: every address claimed by 4 MACs in turn (the flips make findings).
 fn full() -> (Detector, Inventory) {
@@ -29,14 +29,8 @@ fn full() -> (Detector, Inventory) {
         for m in 0..4u8 {
             let mac = Mac([2, 0, (ip >> 16) as u8, (ip >> 8) as u8, ip as u8, m]);
             t += 1_000;
-            let obs = Observation {
-                time: Timestamp(t),
-                kind: FrameKind::Gratuitous,
-                sender_mac: mac,
-                eth_src: mac,
-                sender_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + ip)),
-                ..Observation::EMPTY
-            };
+            let obs =
+                Observation::gratuitous(Timestamp(t), mac, IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + ip)));
             d.observe(&obs, &inv, &mut NoSink);
         }
     }

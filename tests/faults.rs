@@ -22,16 +22,10 @@ fn signal(env: &Env, sig: &str) {
 /// The foreign device takes the VIP and l2watch finds it; returns the finding's first evidence time.
 fn foreign_found(env: &Env) -> String {
     env.foreign.add_addr("eth0", &format!("{VIP}/32"));
-    wait_for(Duration::from_secs(10), "foreign_mac on the VIP", || {
-        let f = env.findings();
-        f["findings"]
-            .as_array()?
-            .iter()
-            .find(|x| x["kind"] == "foreign_mac" && x["mac"] == MAC_FOREIGN)
-            .map(|x| x["first_seen"].as_str().unwrap_or_default().to_owned())
-    })
+    wait_for(Duration::from_secs(10), "foreign_mac on the VIP", || foreign_first_seen(env))
 }
 
+/// When the foreign device's `foreign_mac` finding got its first evidence, while it is active.
 fn foreign_first_seen(env: &Env) -> Option<String> {
     let f = env.findings();
     f["findings"]

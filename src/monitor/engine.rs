@@ -397,16 +397,7 @@ mod tests {
     }
 
     fn claim(m: &str, t: Timestamp, outgoing: bool) -> Observation {
-        Observation {
-            time: t,
-            kind: FrameKind::Gratuitous,
-            sender_mac: mac(m),
-            eth_src: mac(m),
-            sender_ip: ip(VIP),
-            target_ip: ip(VIP),
-            outgoing,
-            ..Observation::EMPTY
-        }
+        Observation { outgoing, ..Observation::gratuitous(t, mac(m), ip(VIP)) }
     }
 
     fn answer(m: &str, t: Timestamp) -> Observation {
@@ -555,16 +546,7 @@ mod tests {
             for m_ in [rng.next_u64(), rng.next_u64()] {
                 let b = m_.to_be_bytes();
                 let mac = Mac([2, b[1], b[2], b[3], b[4], b[5]]);
-                let obs = Observation {
-                    time: t,
-                    kind: FrameKind::Gratuitous,
-                    sender_mac: mac,
-                    eth_src: mac,
-                    sender_ip: ip,
-                    target_ip: ip,
-                    ..Observation::EMPTY
-                };
-                m.observe(&obs, &mut NoSink);
+                m.observe(&Observation::gratuitous(t, mac, ip), &mut NoSink);
             }
             if i % 100 == 0 {
                 m.probe(

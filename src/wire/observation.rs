@@ -214,4 +214,18 @@ impl Observation {
         target_mac: Mac::ZERO,
         target_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
+
+    /// `mac` announcing `ip` at `time` with a gratuitous ARP, as decoded from the wire (for tests,
+    /// benchmarks and synthetic input).
+    pub fn gratuitous(time: Timestamp, mac: Mac, ip: IpAddr) -> Observation {
+        Observation {
+            time,
+            kind: FrameKind::Gratuitous,
+            sender_mac: mac,
+            eth_src: mac,
+            sender_ip: ip,
+            target_ip: ip,
+            ..Observation::EMPTY
+        }
+    }
 }

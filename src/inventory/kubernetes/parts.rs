@@ -111,7 +111,7 @@ mod tests {
     use crate::monitor::finding::{FindingKind, NoSink};
     use crate::wire::iprange::IpKey;
     use crate::wire::mac::Mac;
-    use crate::wire::observation::{FrameKind, Observation, Timestamp};
+    use crate::wire::observation::{Observation, Timestamp};
     use k8s_openapi::api::core::v1::Node;
     use std::time::Duration;
 
@@ -160,15 +160,7 @@ mod tests {
     fn claim(inv: &Inventory, mac: &str) -> Vec<FindingKind> {
         let mac: Mac = mac.parse().unwrap();
         let ip = "192.168.1.240".parse().unwrap();
-        let o = Observation {
-            time: Timestamp(1),
-            kind: FrameKind::Gratuitous,
-            sender_mac: mac,
-            eth_src: mac,
-            sender_ip: ip,
-            target_ip: ip,
-            ..Observation::EMPTY
-        };
+        let o = Observation::gratuitous(Timestamp(1), mac, ip);
         let mut d = Detector::new(DetectConfig::default());
         d.observe(&o, inv, &mut NoSink);
         d.findings().map(|f| f.kind).collect()
