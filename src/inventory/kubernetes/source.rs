@@ -54,11 +54,17 @@ pub struct Connection {
 }
 
 /// Connects the way `kubectl` does (`$KUBECONFIG` or `~/.kube/config`, else in-cluster) and checks
-/// that the API answers within `timeout`: l2watch does not start blind.
-pub async fn connect(timeout: Duration) -> anyhow::Result<Connection> {
+/// that the API answers within `timeout`: l2watch does not start blind. Every request and watch on
+/// which the API then sends nothing for `read_timeout` is given up and retried.
+pub async fn connect(timeout: Duration, read_timeout: Duration) -> anyhow::Result<Connection> {
     let mut config = Config::infer().await.context(
         "no Kubernetes API configuration found: not in a cluster, and no KUBECONFIG or ~/.kube/config",
     )?;
+    // kube sets no read timeout: a list or a watch start the server never answers, or a watch on a
+    // connection lost without a reset, would wait forever (a watch stream only for kube's 295 s).
+    // Counted from each request's send, not from when a pooled connection went idle.
+    config.read_timeout = Some(read_timeout);
+    config.reset_reader_on_write = true;
     if let Some(proxy) = config.proxy_url.take() {
         // kube reads proxies from the environment but supports none of their protocols without extra
         // features; an API server on the node's network needs none.
