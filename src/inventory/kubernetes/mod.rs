@@ -9,6 +9,7 @@
 pub mod driver;
 pub mod index;
 pub mod lease;
+pub mod lenient;
 pub mod objects;
 pub mod parts;
 pub mod selector;

@@ -28,6 +28,7 @@ use super::index::{
     LegacyConfigMaps, Nodes, Resource, ServiceL2Statuses, Services,
 };
 use super::lease::{LABEL_APP, lease_name, peer_lease};
+use super::lenient::Lenient;
 use super::objects::{KUBE_PROXY_NAME, KUBE_PROXY_NAMESPACE, LEGACY_CONFIG_NAME, REASON_NODE_ASSIGNED};
 use crate::inventory::Parts;
 use crate::wire::mac::Mac;
@@ -148,26 +149,26 @@ pub fn start(conn: &Connection, settings: Settings, publish: watch::Receiver<Pub
     let handle = IndexHandle::new(index);
     let reported = Arc::new(Mutex::new(HashSet::new()));
     let c = &conn.client;
-    let nodes: Api<Node> = Api::all(c.clone());
+    let nodes: Api<Lenient<Node>> = Api::all(c.clone());
     spawn_watch::<Nodes>(nodes, watcher::Config::default(), &handle, &reported, false);
-    let services: Api<Service> = Api::all(c.clone());
+    let services: Api<Lenient<Service>> = Api::all(c.clone());
     spawn_watch::<Services>(services, watcher::Config::default(), &handle, &reported, false);
     // MetalLB's CRDs: optional (a cluster without MetalLB, or MetalLB <= 0.12, has none of them).
-    let crd = |ar: kube::core::ApiResource| Api::<DynamicObject>::all_with(c.clone(), &ar);
+    let crd = |ar: kube::core::ApiResource| Api::<Lenient<DynamicObject>>::all_with(c.clone(), &ar);
     let all = watcher::Config::default;
     spawn_watch::<IpAddressPools>(crd(IpAddressPools::api_resource()), all(), &handle, &reported, true);
     spawn_watch::<L2Advertisements>(crd(L2Advertisements::api_resource()), all(), &handle, &reported, true);
     spawn_watch::<ServiceL2Statuses>(crd(ServiceL2Statuses::api_resource()), all(), &handle, &reported, true);
-    let events: Api<Event> = Api::all(c.clone());
+    let events: Api<Lenient<Event>> = Api::all(c.clone());
     let assigned = watcher::Config::default().fields(&format!("reason={REASON_NODE_ASSIGNED}"));
     spawn_watch::<Events>(events, assigned, &handle, &reported, true);
     // Two ConfigMaps by name, each in its namespace: kube-proxy's and MetalLB's legacy config.
-    let kube_proxy: Api<ConfigMap> = Api::namespaced(c.clone(), KUBE_PROXY_NAMESPACE);
+    let kube_proxy: Api<Lenient<ConfigMap>> = Api::namespaced(c.clone(), KUBE_PROXY_NAMESPACE);
     let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
     spawn_watch::<KubeProxyConfigMaps>(kube_proxy, by_name(KUBE_PROXY_NAME), &handle, &reported, true);
-    let legacy: Api<ConfigMap> = Api::namespaced(c.clone(), &settings.metallb_namespace);
+    let legacy: Api<Lenient<ConfigMap>> = Api::namespaced(c.clone(), &settings.metallb_namespace);
     spawn_watch::<LegacyConfigMaps>(legacy, by_name(LEGACY_CONFIG_NAME), &handle, &reported, true);
-    let leases: Api<Lease> = Api::namespaced(c.clone(), &settings.namespace);
+    let leases: Api<Lenient<Lease>> = Api::namespaced(c.clone(), &settings.namespace);
     let ours = watcher::Config::default().labels(&format!("{LABEL_APP}=l2watch"));
     spawn_watch::<Leases>(leases, ours, &handle, &reported, false);
 
@@ -234,7 +235,7 @@ fn status_code(e: &watcher::Error) -> Option<u16> {
 /// not installed: 404) or not allowed (403) is said once in the log; an optional one then counts as
 /// listed and empty, so the inventory can be in sync without it.
 fn spawn_watch<R>(
-    api: Api<R::Object>,
+    api: Api<Lenient<R::Object>>,
     config: watcher::Config,
     handle: &IndexHandle,
     reported: &Arc<Mutex<HashSet<(&'static str, u16)>>>,
@@ -298,7 +299,7 @@ fn spawn_watch<R>(
         std::future::ready(out)
     });
     let span = tracing::debug_span!("watch", resource = R::NAME);
-    tokio::spawn(async move { drive_fallible::<R, _, _>(stream, &for_task).await }.instrument(span));
+    tokio::spawn(async move { drive_fallible::<R, _, _, _>(stream, &for_task).await }.instrument(span));
 }
 
 /// Checks the connection every [`HEALTH_EVERY`]; an outage is logged when it starts and when it ends.
