@@ -137,7 +137,8 @@ pub fn default_resource_types() -> Vec<ResourceType> {
 pub enum Fault {
     /// 403 Forbidden Status, as when RBAC does not grant the verb.
     Forbidden,
-    /// 200 with a body that is not JSON.
+    /// 200 with a body that is not JSON (an HTML error page, one line: to a watch, a line that is
+    /// not an event).
     Garbage,
     /// 404 NotFound Status for the whole resource, as when its CRD is not installed; discovery omits it.
     NotFound,
@@ -1148,12 +1149,15 @@ impl Store {
     fn watch_line(&self, plan: &WatchPlan, kind: &str, object: &Value) -> Bytes {
         if self.garbled.contains(&plan.rt.plural) {
             // Not a truncated JSON line: kube skips those silently, as it must for the partial last
-            // line of a cut connection. This is what a proxy's error page looks like mid-stream.
-            return Bytes::from_static(b"<html><body><h1>502 Bad Gateway</h1></body></html>\n");
+            // line of a cut connection.
+            return Bytes::from_static(GARBAGE);
         }
         event_line(kind, object)
     }
 }
+
+/// What a proxy in front of the API server answers when it is unwell: HTML, one line.
+const GARBAGE: &[u8] = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n";
 
 fn too_old(rv: u64, horizon: u64) -> Failure {
     Failure::expired(format!("too old resource version: {rv} ({horizon})"))
@@ -1592,10 +1596,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Reply::Json(code, value) => {
             respond(code, "application/json", serde_json::to_vec(&value).unwrap_or_default().into())
         }
-        // Cut short in the middle of an object: no JSON parser accepts it.
-        Reply::Garbage => {
-            respond(200, "application/json", Bytes::from_static(b"{\"kind\":\"Status\",\"apiVer<<<"))
-        }
+        // A proxy's error page: for a list, a body no JSON parser accepts; for a watch, a line that is
+        // not an event. (A body cut short in the middle of a line reads, to kube's watcher, as a
+        // watch that ended cleanly: it asks again at once, without end.)
+        Reply::Garbage => respond(200, "application/json", Bytes::from_static(GARBAGE)),
         Reply::Watch(plan) => start_watch(shared, plan),
     }
 }

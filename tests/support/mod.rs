@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod kube_api;
+pub mod kube_cluster;
 pub mod lan;
 
 use std::io::{self, Write};
