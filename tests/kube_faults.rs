@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::kube_cluster::{KubeLan, service};
+use support::kube_cluster::{KubeLan, l2status, service};
 
 const SERVICES: &str = "/api/v1/services";
 const L2STATUSES: &str = "/apis/metallb.io/v1beta1/servicel2statuses";
@@ -302,4 +302,37 @@ fn forbidden_servicel2statuses_are_treated_as_empty_and_said_once() {
     c.wait(Duration::from_secs(45), "nginx's announcer back", |c| c.has_service("nginx", Some("node-a")));
     eprintln!("403 healed: ServiceL2Status read again {:?} later", t0.elapsed());
     c.assert_nothing_lost(&before);
+}
+
+#[test]
+fn watches_that_end_at_once_are_paced_not_a_storm() {
+    let mut c = KubeLan::new();
+    c.start();
+    let before = c.raise_conflict();
+    // Every ServiceL2Status watch is answered 200 with half a line: to kube's watcher, a watch that
+    // ended cleanly, so it asks again at once, with nothing to show for it.
+    c.api.truncate("servicel2statuses");
+    c.api.close_watches();
+    std::thread::sleep(Duration::from_secs(2));
+    let watches = c.api.watch_count(L2STATUSES);
+    std::thread::sleep(Duration::from_secs(5));
+    let in_5s = c.api.watch_count(L2STATUSES) - watches;
+    eprintln!("watches ended at once: {in_5s} watch requests in 5 s");
+    assert!(in_5s <= 7, "{in_5s} watch requests in 5 s: at most one a second");
+    c.wait(Duration::from_secs(15), "said once", |c| c.log_count("ends every watch") == 1);
+    // The rest goes on.
+    c.api.apply(service("api", "10.79.0.101")).unwrap();
+    c.wait(Duration::from_secs(5), "web/api", |c| c.has_service("api", None));
+
+    // Fixed: the watch resumes where it was, and the change made meanwhile arrives.
+    let name = l2status("node-a")["metadata"]["name"].as_str().unwrap().to_owned();
+    c.api.delete("metallb.io/v1beta1", "servicel2statuses", "metallb-system", &name).unwrap();
+    c.api.heal("servicel2statuses");
+    let t0 = Instant::now();
+    c.wait(Duration::from_secs(5), "nginx's announcer gone with its ServiceL2Status", |c| {
+        c.has_service("nginx", Some(""))
+    });
+    eprintln!("watches ended at once: fixed, the change seen {:?} later", t0.elapsed());
+    c.assert_nothing_lost(&before);
+    assert_eq!(c.log_count("ends every watch"), 1, "{}", c.log());
 }

@@ -13,8 +13,8 @@
 //! `410 Expired` once a resourceVersion is older than the compaction horizon (as an ERROR event, or as
 //! an HTTP 410 answer to the watch request); create, replace (with the optimistic-concurrency check),
 //! merge patch, server-side apply (as create-or-merge), delete; `status` subresources; discovery
-//! documents; faults switched at run time: per resource (403, 404, a body that is not JSON, watch
-//! lines that are not JSON) and for the whole server (down, stalled, watches hung).
+//! documents; faults switched at run time: per resource (403, 404, a body that is not JSON or cut
+//! short, watch lines that are not JSON) and for the whole server (down, stalled, watches hung).
 //!
 //! What it leaves out, on purpose: authentication (the token is recorded, never checked), admission,
 //! defaulting and validation of object bodies, strategic merge (treated as a JSON merge patch), JSON
@@ -142,6 +142,9 @@ pub enum Fault {
     Garbage,
     /// 404 NotFound Status for the whole resource, as when its CRD is not installed; discovery omits it.
     NotFound,
+    /// 200 with a body cut short in the middle of a line, as a proxy that does not stream may answer
+    /// a watch: to kube's watcher, a watch that ended cleanly at once.
+    Truncated,
 }
 
 /// One HTTP request as the server received it.
@@ -469,6 +472,11 @@ preferences: {{}}
     /// 200 with invalid JSON for `plural`.
     pub fn garbage(&self, plural: &str) {
         self.fault(plural, Some(Fault::Garbage));
+    }
+
+    /// 200 with a body cut short for `plural`.
+    pub fn truncate(&self, plural: &str) {
+        self.fault(plural, Some(Fault::Truncated));
     }
 
     /// 404 for the whole of `plural`, as when its CRD is not installed.
@@ -1546,6 +1554,7 @@ struct Req {
 enum Reply {
     Json(u16, Value),
     Garbage,
+    Truncated,
     Watch(WatchPlan),
 }
 
@@ -1600,6 +1609,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         // not an event. (A body cut short in the middle of a line reads, to kube's watcher, as a
         // watch that ended cleanly: it asks again at once, without end.)
         Reply::Garbage => respond(200, "application/json", Bytes::from_static(GARBAGE)),
+        Reply::Truncated => {
+            respond(200, "application/json", Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":{\"ki"))
+        }
         Reply::Watch(plan) => start_watch(shared, plan),
     }
 }
@@ -1670,6 +1682,7 @@ fn resource(store: &mut Store, api_version: &str, rest: &[&str], req: &Req) -> R
     match store.faults.get(plural) {
         Some(Fault::NotFound) => return Failure::no_such_resource().into(),
         Some(Fault::Garbage) => return Reply::Garbage,
+        Some(Fault::Truncated) => return Reply::Truncated,
         Some(Fault::Forbidden) => return forbidden(&rt, &req.method, watch, name, namespace).into(),
         None => {}
     }

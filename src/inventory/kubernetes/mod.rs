@@ -11,6 +11,7 @@ pub mod index;
 pub mod lease;
 pub mod lenient;
 pub mod objects;
+pub mod pace;
 pub mod parts;
 pub mod selector;
 pub mod source;

@@ -15,6 +15,8 @@
 //!   ([`super::lenient`]);
 //! - 403 or 404: said once; an optional resource is treated as empty; asked again every
 //!   [`Retry::REFUSED`], not every few seconds.
+//! - a watch that ends as soon as it starts, without an error: kube asks again at once, so the
+//!   client sends at most one watch request a second per resource ([`super::pace`]).
 
 use std::fmt::Debug;
 use std::net::IpAddr;
@@ -40,6 +42,7 @@ use super::index::{
 use super::lease::{LABEL_APP, lease_name, peer_lease};
 use super::lenient::Lenient;
 use super::objects::{KUBE_PROXY_NAME, KUBE_PROXY_NAMESPACE, LEGACY_CONFIG_NAME, REASON_NODE_ASSIGNED};
+use super::pace::PaceWatches;
 use crate::inventory::Parts;
 use crate::wire::mac::Mac;
 
@@ -83,7 +86,9 @@ pub async fn connect(timeout: Duration, read_timeout: Duration) -> anyhow::Resul
     }
     let url = config.cluster_url.to_string();
     let namespace = namespace(&config);
-    let client = Client::try_from(config).with_context(|| format!("cannot set up a client for {url}"))?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map(|b| b.with_layer(&PaceWatches::default()).build())
+        .with_context(|| format!("cannot set up a client for {url}"))?;
     match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(Connection { client, namespace, url }),
         Ok(Err(e)) => anyhow::bail!("cannot reach the Kubernetes API at {url}: {e}"),
