@@ -20,7 +20,6 @@
 
 use std::fmt::Debug;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -189,8 +188,8 @@ pub fn start(conn: &Connection, settings: Settings, publish: watch::Receiver<Pub
     let (parts_tx, parts) = watch::channel(None);
     let (synced_tx, synced) = watch::channel(false);
     let (peers_tx, peers) = watch::channel(Vec::new());
-    let reachable = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    tokio::spawn(health(c.clone(), conn.url.clone(), reachable.clone()));
+    let (reachable_tx, reachable) = watch::channel(true);
+    tokio::spawn(health(c.clone(), conn.url.clone(), reachable_tx));
     tokio::spawn(renew_lease(c.clone(), settings.clone(), publish));
     tokio::spawn(build(handle, settings.node, reachable, parts_tx, synced_tx, peers_tx));
     Cluster { parts, synced, peers }
@@ -495,8 +494,7 @@ fn refused_once<R: Resource>(code: u16, optional: bool, e: &watcher::Error) {
 }
 
 /// Checks the connection every [`HEALTH_EVERY`]; an outage is logged when it starts and when it ends.
-async fn health(client: Client, url: String, reachable: Arc<std::sync::atomic::AtomicBool>) {
-    use std::sync::atomic::Ordering;
+async fn health(client: Client, url: String, reachable: watch::Sender<bool>) {
     let mut tick = tokio::time::interval(HEALTH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -506,7 +504,8 @@ async fn health(client: Client, url: String, reachable: Arc<std::sync::atomic::A
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {}s", HEALTH_EVERY.as_secs())),
         };
-        let was = reachable.swap(ok.is_ok(), Ordering::Relaxed);
+        let was = *reachable.borrow();
+        reachable.send_if_modified(|r| std::mem::replace(r, ok.is_ok()) != ok.is_ok());
         match (was, ok) {
             (true, Err(e)) => tracing::warn!(
                 api = %url, error = %e,
@@ -565,7 +564,7 @@ async fn renew_lease(client: Client, settings: Settings, publish: watch::Receive
 async fn build(
     handle: IndexHandle,
     node: String,
-    reachable: Arc<std::sync::atomic::AtomicBool>,
+    mut reachable: watch::Receiver<bool>,
     parts_tx: watch::Sender<Option<Parts>>,
     synced_tx: watch::Sender<bool>,
     peers_tx: watch::Sender<Vec<(String, bool)>>,
@@ -581,6 +580,12 @@ async fn build(
                 tokio::time::sleep(COALESCE).await;
             }
             _ = tick.tick() => {}
+            // The health check's verdict goes out at once, not at the next tick.
+            r = reachable.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
         }
         let view = handle.snapshot(now());
         let listed = REQUIRED.iter().all(|r| view.sync.get(r).is_some_and(|s| s.listed));
@@ -599,7 +604,7 @@ async fn build(
                 changed
             });
         }
-        let synced = listed && !failing && reachable.load(std::sync::atomic::Ordering::Relaxed);
+        let synced = listed && !failing && *reachable.borrow_and_update();
         synced_tx.send_if_modified(|old| {
             let changed = *old != synced;
             *old = synced;
