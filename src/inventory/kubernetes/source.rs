@@ -14,7 +14,7 @@
 //!   since the line may have carried a change; one object that does not decode is skipped alone
 //!   ([`super::lenient`]);
 //! - 403 or 404: said once; an optional resource is treated as empty; asked again every
-//!   [`Retry::REFUSED`], not every few seconds.
+//!   [`Retry::REFUSED`], not every few seconds;
 //! - a watch that ends as soon as it starts, without an error: kube asks again at once, so the
 //!   client sends at most one watch request a second per resource ([`super::pace`]).
 
