@@ -80,6 +80,11 @@ pub struct KubernetesConfig {
     /// At start, the API must answer within this, or l2watch exits (it does not start blind).
     #[serde(with = "crate::humane::duration")]
     pub connect_timeout: Duration,
+    /// A request or watch on which the API sends nothing for this long is given up and retried (a
+    /// stalled server, a connection lost without a reset). The API server sends a watch bookmark
+    /// about every minute, so a healthy watch is never this quiet.
+    #[serde(with = "crate::humane::duration")]
+    pub read_timeout: Duration,
 }
 
 impl Default for KubernetesConfig {
@@ -89,6 +94,7 @@ impl Default for KubernetesConfig {
             lease_duration: Duration::from_secs(30),
             metallb_namespace: "metallb-system".into(),
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -528,6 +534,9 @@ impl Config {
                 "kubernetes.connect_timeout must be longer than zero and kubernetes.metallb_namespace set"
                     .into(),
             );
+        }
+        if k.read_timeout < Duration::from_secs(1) || k.read_timeout > Duration::from_secs(3600) {
+            return fail("kubernetes.read_timeout must be 1s to 1h".into());
         }
         if self.metrics.max_series < 16 {
             return fail("metrics.max_series must be at least 16".into());

@@ -610,3 +610,98 @@ fn timestamps_are_rfc3339_utc() {
     assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(rfc3339(1_741_607_921), "2025-03-10T11:58:41Z");
 }
+
+/// A watch read line by line as it streams: each event is its own chunk.
+struct Streaming {
+    conn: std::net::TcpStream,
+    pending: String,
+}
+
+impl Streaming {
+    fn open(server: &ApiServer, path_and_query: &str) -> Streaming {
+        use std::io::Write;
+        let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+        write!(conn, "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr()).unwrap();
+        Streaming { conn, pending: String::new() }
+    }
+
+    /// The next payload line (JSON or not), or `None` when nothing came within `wait`.
+    fn next(&mut self, wait: Duration) -> Option<String> {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            // Headers, chunk sizes and blank lines are framing; payloads start with `{` or `<`.
+            while let Some((line, rest)) = self.pending.split_once("\r\n") {
+                let line = line.to_owned();
+                self.pending = rest.to_owned();
+                if line.starts_with('{') || line.starts_with('<') {
+                    return Some(line.trim_end().to_owned());
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.conn.set_read_timeout(Some(left)).unwrap();
+            let mut buf = [0u8; 4096];
+            match self.conn.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.pending.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    return None;
+                }
+                Err(e) => panic!("reading the watch: {e}"),
+            }
+        }
+    }
+}
+
+/// The watch faults the fault tests use, seen on the wire.
+#[test]
+fn watch_faults_on_the_wire() {
+    let server = server_with(&["05-service.yaml"]);
+    server.set_bookmark_interval(Duration::from_millis(100));
+    const SVC: &str = "/api/v1/namespaces/web/services";
+    let before = server.resource_version();
+
+    // Garbled: event lines are not JSON, bookmarks still are.
+    server.garble_watches("services", true);
+    let (code, _, body) =
+        raw_get(&server, &format!("{SVC}?watch=true&timeoutSeconds=1&allowWatchBookmarks=true"));
+    assert_eq!(code, 200);
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(serde_json::from_str::<serde_json::Value>(lines[0]).is_err(), "{body}");
+    assert_eq!(watch_events(lines[1])[0].0, "BOOKMARK");
+    server.garble_watches("services", false);
+
+    // A stall reaches a running watch: nothing, not even bookmarks, until it ends; then it goes on
+    // where it stopped.
+    let mut w = Streaming::open(
+        &server,
+        &format!("{SVC}?watch=true&resourceVersion={before}&allowWatchBookmarks=true"),
+    );
+    assert!(w.next(Duration::from_secs(5)).unwrap().contains("BOOKMARK"));
+    server.stall(Duration::from_millis(1500));
+    let _ = w.next(Duration::from_millis(200)); // what was already on its way
+    let mut nginx = server.get("v1", "services", "web", "nginx").unwrap();
+    nginx["metadata"]["labels"]["phase"] = json!("stalled");
+    server.apply(nginx).unwrap();
+    assert_eq!(w.next(Duration::from_millis(700)), None, "silent while stalled");
+    let resumed = (0..30).find_map(|_| w.next(Duration::from_secs(5)).filter(|l| l.contains("MODIFIED")));
+    assert!(resumed.is_some_and(|l| l.contains("stalled")), "the change made during the stall");
+
+    // Hung: silent for good, while new requests are answered.
+    server.hang_watches();
+    let _ = w.next(Duration::from_millis(200));
+    assert_eq!(w.next(Duration::from_millis(800)), None, "a hung watch says nothing");
+    assert_eq!(raw_get(&server, SVC).0, 200);
+
+    // An expired resourceVersion refused with HTTP 410 instead of an ERROR event.
+    server.compact();
+    server.expire_with_http_status(true);
+    let (code, _, body) = raw_get(&server, &format!("{SVC}?watch=true&resourceVersion={before}"));
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((code, &status["reason"], &status["code"]), (410, &json!("Expired"), &json!(410)));
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::kube_api::ApiServer;
+use support::kube_cluster::{fixture, l2status, node, value};
 use support::lan::{Host, Lan, Proc, http_get, poll_for, wait_for};
 
 const MAC_A: &str = "02:4c:32:00:01:0a";
@@ -19,39 +20,11 @@ const MAC_FOREIGN: &str = "02:4c:32:00:01:f0";
 const VIP: &str = "10.78.0.100";
 const NS: &str = "l2watch";
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/../shared/testdata/metallb/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    support::kube_api::parse_yaml_documents(&text).unwrap().remove(0)
-}
-
-/// A Node as the kubelet writes it; its InternalIP is on another network than the LAN (as on the
-/// DGX Spark nodes this was built for), so only the peer Leases can tell its LAN MACs.
-fn node(name: &str, internal: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "status": {
-            "addresses": [{"type": "InternalIP", "address": internal}, {"type": "Hostname", "address": name}],
-            "conditions": [{"type": "Ready", "status": "True"}]
-        }
-    })
-}
-
-/// The fixture Service web/nginx, assigned the LAN's VIP.
+/// The fixture Service web/nginx, assigned the LAN's VIP. The nodes' InternalIPs are on another
+/// network than the LAN (as on the DGX Spark nodes this was built for), so only the peer Leases can
+/// tell their LAN MACs.
 fn service(ip: &str) -> Value {
-    let mut s = fixture("05-service.yaml");
-    s["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] = json!(ip);
-    s["status"]["loadBalancer"]["ingress"] = json!([{"ip": ip, "ipMode": "VIP"}]);
-    s
-}
-
-/// The fixture ServiceL2Status (MetalLB >= 0.14.6 layout), naming `node` as the announcer.
-fn l2status(node: &str) -> Value {
-    let mut s = fixture("01-servicel2status.yaml");
-    s["metadata"]["labels"]["metallb.io/node"] = json!(node);
-    s["status"]["node"] = json!(node);
-    s
+    support::kube_cluster::service("nginx", ip)
 }
 
 struct Cluster {
@@ -173,14 +146,6 @@ fn metrics(at: SocketAddr) -> String {
         Ok((200, body)) => body,
         other => panic!("/metrics: {other:?}"),
     }
-}
-
-/// The value of the series `name` whose labels include all of `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])).find_map(|l| {
-        let all = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
-        all.then(|| l.rsplit(' ').next()?.parse().ok()).flatten()
-    })
 }
 
 fn conflicts(text: &str) -> Vec<&str> {

@@ -174,7 +174,10 @@ pub fn start(
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // The API first: without it there is nothing worth starting.
     let connection = if kubernetes {
-        let c = runtime.block_on(kube_source::connect(config.kubernetes.connect_timeout))?;
+        let c = runtime.block_on(kube_source::connect(
+            config.kubernetes.connect_timeout,
+            config.kubernetes.read_timeout,
+        ))?;
         tracing::info!(api = %c.url, namespace = %c.namespace, "connected to the Kubernetes API");
         Some(c)
     } else {

@@ -10,9 +10,11 @@
 //!
 //! What it models: one global, monotonically increasing `resourceVersion`; LIST with `limit`/`continue`,
 //! label and field selectors; WATCH from a resourceVersion with bookmarks, `timeoutSeconds` and
-//! `410 Expired` once a resourceVersion is older than the compaction horizon; create, replace (with the
-//! optimistic-concurrency check), merge patch, server-side apply (as create-or-merge), delete; `status`
-//! subresources; discovery documents; faults switched at run time.
+//! `410 Expired` once a resourceVersion is older than the compaction horizon (as an ERROR event, or as
+//! an HTTP 410 answer to the watch request); create, replace (with the optimistic-concurrency check),
+//! merge patch, server-side apply (as create-or-merge), delete; `status` subresources; discovery
+//! documents; faults switched at run time: per resource (403, 404, a body that is not JSON or cut
+//! short, watch lines that are not JSON) and for the whole server (down, stalled, watches hung).
 //!
 //! What it leaves out, on purpose: authentication (the token is recorded, never checked), admission,
 //! defaulting and validation of object bodies, strategic merge (treated as a JSON merge patch), JSON
@@ -22,7 +24,7 @@
 //! and aggregated discovery (`Discovery::run_aggregated` gets the plain documents, which it cannot
 //! parse). Objects of the same resource in two API versions are stored apart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
@@ -135,10 +137,14 @@ pub fn default_resource_types() -> Vec<ResourceType> {
 pub enum Fault {
     /// 403 Forbidden Status, as when RBAC does not grant the verb.
     Forbidden,
-    /// 200 with a body that is not JSON.
+    /// 200 with a body that is not JSON (an HTML error page, one line: to a watch, a line that is
+    /// not an event).
     Garbage,
     /// 404 NotFound Status for the whole resource, as when its CRD is not installed; discovery omits it.
     NotFound,
+    /// 200 with a body cut short in the middle of a line, as a proxy that does not stream may answer
+    /// a watch: to kube's watcher, a watch that ended cleanly at once.
+    Truncated,
 }
 
 /// One HTTP request as the server received it.
@@ -222,6 +228,8 @@ impl ApiServer {
                 pruned_through: 0,
                 history: Vec::new(),
                 faults: HashMap::new(),
+                garbled: HashSet::new(),
+                expired_as_status: false,
                 log: Vec::new(),
                 seed,
                 serial: 0,
@@ -230,6 +238,7 @@ impl ApiServer {
             }),
             close_tx: watch::channel(0).0,
             stall_tx: watch::channel(None).0,
+            hang_tx: watch::channel(0).0,
             active_watches: AtomicUsize::new(0),
             addr,
         });
@@ -411,10 +420,38 @@ preferences: {{}}
     }
 
     /// Holds every response (watch streams included, before their first byte) until `duration` from
-    /// now has passed; `Duration::ZERO` releases the held ones at once.
+    /// now has passed, and running watches send nothing meanwhile (no event, no bookmark, not even
+    /// their end): a server that accepts connections and answers nothing, as a frozen or overloaded
+    /// one does. Afterwards everything goes on where it stopped. `Duration::ZERO` releases at once.
     pub fn stall(&self, duration: Duration) {
         let until = if duration.is_zero() { None } else { Some(Instant::now() + duration) };
         self.shared.stall_tx.send_replace(until);
+    }
+
+    /// Every watch streaming now goes silent for good: no event, no bookmark, no end, while the
+    /// connection stays open (a connection a middlebox lost, or a wedged server-side watch). New
+    /// requests are answered normally. Only the client giving up on the connection ends it.
+    pub fn hang_watches(&self) {
+        self.shared.hang_tx.send_modify(|n| *n += 1);
+    }
+
+    /// `true`: every event line (not bookmarks) that watches of `plural` send from now on is replaced
+    /// by a line that is not JSON (an HTML error page, as a proxy in between might send), so the change
+    /// it carried is lost to a client that reads on. `false`: lines are sent normally again.
+    pub fn garble_watches(&self, plural: &str, on: bool) {
+        let mut store = self.shared.lock();
+        if on {
+            store.garbled.insert(plural.to_owned());
+        } else {
+            store.garbled.remove(plural);
+        }
+    }
+
+    /// `true`: a watch from an expired resourceVersion is refused with HTTP 410 and a Status body
+    /// (as the API server does when it serves the watch from etcd rather than its watch cache), not
+    /// answered with 200 and an ERROR event. Watches already running still get the ERROR event.
+    pub fn expire_with_http_status(&self, on: bool) {
+        self.shared.lock().expired_as_status = on;
     }
 
     /// Answers every request for `plural` (in any group) with `fault`, or normally again with `None`.
@@ -435,6 +472,11 @@ preferences: {{}}
     /// 200 with invalid JSON for `plural`.
     pub fn garbage(&self, plural: &str) {
         self.fault(plural, Some(Fault::Garbage));
+    }
+
+    /// 200 with a body cut short for `plural`.
+    pub fn truncate(&self, plural: &str) {
+        self.fault(plural, Some(Fault::Truncated));
     }
 
     /// 404 for the whole of `plural`, as when its CRD is not installed.
@@ -510,6 +552,8 @@ struct Shared {
     close_tx: watch::Sender<u64>,
     /// Responses wait until this instant.
     stall_tx: watch::Sender<Option<Instant>>,
+    /// Bumped by [`ApiServer::hang_watches`].
+    hang_tx: watch::Sender<u64>,
     active_watches: AtomicUsize,
     addr: SocketAddr,
 }
@@ -574,6 +618,10 @@ struct Store {
     pruned_through: u64,
     history: Vec<Change>,
     faults: HashMap<String, Fault>,
+    /// Plurals whose watch event lines are sent as garbage.
+    garbled: HashSet<String>,
+    /// Watches from an expired resourceVersion get HTTP 410 instead of an ERROR event.
+    expired_as_status: bool,
     log: Vec<RecordedRequest>,
     seed: u64,
     serial: u64,
@@ -1070,7 +1118,7 @@ impl Store {
                             && k.plural == plan.rt.plural
                             && plan.filter.matches(v)
                     })
-                    .map(|(_, v)| event_line("ADDED", v))
+                    .map(|(_, v)| self.watch_line(plan, "ADDED", v))
                     .collect();
                 Ok((lines, self.rv))
             }
@@ -1100,11 +1148,24 @@ impl Store {
                 ChangeKind::Modified if before => "DELETED",
                 _ => continue,
             };
-            lines.push(event_line(kind, &c.object));
+            lines.push(self.watch_line(plan, kind, &c.object));
         }
         Ok((lines, self.rv.max(cursor)))
     }
+
+    /// One event line of a watch, or garbage in its place while [`ApiServer::garble_watches`] says so.
+    fn watch_line(&self, plan: &WatchPlan, kind: &str, object: &Value) -> Bytes {
+        if self.garbled.contains(&plan.rt.plural) {
+            // Not a truncated JSON line: kube skips those silently, as it must for the partial last
+            // line of a cut connection.
+            return Bytes::from_static(GARBAGE);
+        }
+        event_line(kind, object)
+    }
 }
+
+/// What a proxy in front of the API server answers when it is unwell: HTML, one line.
+const GARBAGE: &[u8] = b"<html><body><h1>502 Bad Gateway</h1></body></html>\n";
 
 fn too_old(rv: u64, horizon: u64) -> Failure {
     Failure::expired(format!("too old resource version: {rv} ({horizon})"))
@@ -1493,6 +1554,7 @@ struct Req {
 enum Reply {
     Json(u16, Value),
     Garbage,
+    Truncated,
     Watch(WatchPlan),
 }
 
@@ -1543,9 +1605,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Reply::Json(code, value) => {
             respond(code, "application/json", serde_json::to_vec(&value).unwrap_or_default().into())
         }
-        // Cut short in the middle of an object: no JSON parser accepts it.
-        Reply::Garbage => {
-            respond(200, "application/json", Bytes::from_static(b"{\"kind\":\"Status\",\"apiVer<<<"))
+        // A proxy's error page: for a list, a body no JSON parser accepts; for a watch, a line that is
+        // not an event. (A body cut short in the middle of a line reads, to kube's watcher, as a
+        // watch that ended cleanly: it asks again at once, without end.)
+        Reply::Garbage => respond(200, "application/json", Bytes::from_static(GARBAGE)),
+        Reply::Truncated => {
+            respond(200, "application/json", Bytes::from_static(b"{\"type\":\"ADDED\",\"object\":{\"ki"))
         }
         Reply::Watch(plan) => start_watch(shared, plan),
     }
@@ -1617,6 +1682,7 @@ fn resource(store: &mut Store, api_version: &str, rest: &[&str], req: &Req) -> R
     match store.faults.get(plural) {
         Some(Fault::NotFound) => return Failure::no_such_resource().into(),
         Some(Fault::Garbage) => return Reply::Garbage,
+        Some(Fault::Truncated) => return Reply::Truncated,
         Some(Fault::Forbidden) => return forbidden(&rt, &req.method, watch, name, namespace).into(),
         None => {}
     }
@@ -1635,7 +1701,16 @@ fn resource(store: &mut Store, api_version: &str, rest: &[&str], req: &Req) -> R
                 Err(f) => return f.into(),
             };
             if watch {
-                return watch_plan(rt, filter, &req.params).map_or_else(Reply::from, Reply::Watch);
+                let plan = match watch_plan(rt, filter, &req.params) {
+                    Ok(p) => p,
+                    Err(f) => return f.into(),
+                };
+                if store.expired_as_status
+                    && let Some(rv) = plan.start.filter(|rv| *rv < store.horizon)
+                {
+                    return too_old(rv, store.horizon).into();
+                }
+                return Reply::Watch(plan);
             }
             let limit = req.params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
             store.list(&rt, &filter, limit, req.params.get("continue").map(String::as_str))
@@ -1795,6 +1870,9 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
     let _active = ActiveWatch::new(&shared.active_watches);
     let deadline = Instant::now() + plan.timeout;
     let mut closed = shared.close_tx.subscribe();
+    let mut stalls = shared.stall_tx.subscribe();
+    let mut hang = shared.hang_tx.subscribe();
+    hang.mark_unchanged();
     // Subscribing under the lock that also reads the state: no change can slip in between.
     let (mut changes, begin, every) = {
         let store = shared.lock();
@@ -1814,6 +1892,17 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
     }
     let mut next_bookmark = Instant::now();
     loop {
+        // Stalled: nothing goes out until the stall ends; hung: nothing ever again. Closing comes
+        // first: a watch closed during a stall that ends right after must not send anything more.
+        tokio::select! {
+            biased;
+            _ = closed.changed() => return,
+            _ = tx.closed() => return,
+            _ = wait_while_stalled(&shared) => {}
+        }
+        if hang.has_changed().unwrap_or(false) {
+            return hung(&mut closed, &tx).await;
+        }
         let drained = shared.lock().watch_drain(&plan, cursor);
         match drained {
             Ok((lines, seen)) => {
@@ -1831,6 +1920,9 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next_bookmark), if plan.bookmarks => {
+                if stalled(&shared) {
+                    continue;
+                }
                 let bookmark = json!({
                     "kind": plan.rt.kind,
                     "apiVersion": plan.rt.api_version,
@@ -1843,10 +1935,26 @@ async fn run_watch(shared: Arc<Shared>, plan: WatchPlan, tx: mpsc::Sender<Bytes>
             }
             changed = changes.changed() => if changed.is_err() { return },
             _ = closed.changed() => return,
-            _ = tokio::time::sleep_until(deadline) => return,
+            _ = tokio::time::sleep_until(deadline), if !stalled(&shared) => return,
             _ = tx.closed() => return,
+            // A stall or hang that begins now takes effect at the top of the loop.
+            _ = stalls.changed() => {}
+            _ = hang.changed() => return hung(&mut closed, &tx).await,
         }
     }
+}
+
+/// A hung watch: silent until the server closes it (going down) or the client goes away.
+async fn hung(closed: &mut watch::Receiver<u64>, tx: &mpsc::Sender<Bytes>) {
+    tokio::select! {
+        _ = closed.changed() => {}
+        _ = tx.closed() => {}
+    }
+}
+
+/// Whether a stall is in effect now.
+fn stalled(shared: &Shared) -> bool {
+    shared.stall_tx.borrow().is_some_and(|t| t > Instant::now())
 }
 
 // ---------------------------------------------------------------------------------------------

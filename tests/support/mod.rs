@@ -13,6 +13,7 @@
 
 pub mod daemon;
 pub mod kube_api;
+pub mod kube_cluster;
 pub mod lan;
 
 use std::io::{self, Write};

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
 use super::index::{ClusterIndex, ClusterView, Resource};
+use super::lenient::{Lenient, Unreadable};
 
 /// A shared [`ClusterIndex`] plus a change counter. Cloning shares both.
 #[derive(Debug, Clone)]
@@ -80,62 +80,136 @@ impl IndexHandle {
 }
 
 /// Feeds a watch stream of resource `R` into the index until the stream ends.
-pub async fn drive<R, S>(stream: S, handle: &IndexHandle)
+pub async fn drive<R, S, O>(stream: S, handle: &IndexHandle)
 where
     R: Resource,
-    S: Stream<Item = watcher::Event<R::Object>>,
+    S: Stream<Item = watcher::Event<O>>,
+    O: Into<Lenient<R::Object>>,
 {
-    drive_fallible::<R, _, Infallible>(stream.map(Ok), handle).await;
+    drive_fallible::<R, _, O, Infallible>(stream.map(Ok), handle).await;
 }
 
 /// [`drive`] for a stream with errors, such as kube's `watcher()`: an error is recorded in the
 /// resource's [`super::index::SyncState`] and the stream is read on (the watcher retries by itself).
-pub async fn drive_fallible<R, S, E>(stream: S, handle: &IndexHandle)
+pub async fn drive_fallible<R, S, O, E>(stream: S, handle: &IndexHandle)
 where
     R: Resource,
-    S: Stream<Item = Result<watcher::Event<R::Object>, E>>,
+    S: Stream<Item = Result<watcher::Event<O>, E>>,
+    O: Into<Lenient<R::Object>>,
     E: Display,
 {
     let mut stream = std::pin::pin!(stream);
-    // `Some` between Init and InitDone.
-    let mut relist: Option<Vec<R::Object>> = None;
+    let mut driver = Driver::<R>::new(handle.clone());
     while let Some(item) = stream.next().await {
-        let event = match item {
-            Ok(event) => event,
-            Err(e) => {
-                // What the index holds is unchanged: no rebuild for a retry.
-                handle.update_if(|index| {
-                    index.record_error(R::NAME, e.to_string());
-                    false
-                });
-                continue;
+        match item {
+            Ok(event) => {
+                driver.event(lenient(event));
             }
-        };
+            Err(e) => driver.error(e.to_string()),
+        }
+    }
+}
+
+/// The same event with its object(s) as [`Lenient`].
+fn lenient<K, O: Into<Lenient<K>>>(event: watcher::Event<O>) -> watcher::Event<Lenient<K>> {
+    match event {
+        watcher::Event::Apply(o) => watcher::Event::Apply(o.into()),
+        watcher::Event::Delete(o) => watcher::Event::Delete(o.into()),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(o.into()),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// A relist in progress.
+struct Relist<K> {
+    objects: Vec<K>,
+    unreadable: Vec<Unreadable>,
+}
+
+impl<K> Default for Relist<K> {
+    fn default() -> Self {
+        Relist { objects: Vec::new(), unreadable: Vec::new() }
+    }
+}
+
+/// Feeds one resource's watch events into the index, one at a time, for a caller that owns the
+/// watch (and may start it over).
+pub struct Driver<R: Resource> {
+    handle: IndexHandle,
+    /// `Some` between Init and InitDone.
+    relist: Option<Relist<R::Object>>,
+}
+
+impl<R: Resource> Driver<R> {
+    /// Feeds `handle`'s index.
+    pub fn new(handle: IndexHandle) -> Driver<R> {
+        Driver { handle, relist: None }
+    }
+
+    /// One watch event. Returns whether it shows the resource read: a relist completed, or a change
+    /// (readable or not) arrived on a working watch.
+    pub fn event(&mut self, event: watcher::Event<Lenient<R::Object>>) -> bool {
         match event {
-            watcher::Event::Init => relist = Some(Vec::new()),
-            watcher::Event::InitApply(obj) => {
-                if handle.read(|index| R::relevant(index, &obj)) {
-                    relist.get_or_insert_with(Vec::new).push(obj);
+            watcher::Event::Init => {
+                self.relist = Some(Relist::default());
+                false
+            }
+            watcher::Event::InitApply(Lenient::Read(obj)) => {
+                if self.handle.read(|index| R::relevant(index, &obj)) {
+                    self.relist.get_or_insert_with(Relist::default).objects.push(obj);
                 }
+                false
+            }
+            watcher::Event::InitApply(Lenient::Unreadable(bad)) => {
+                self.relist.get_or_insert_with(Relist::default).unreadable.push(*bad);
+                false
             }
             watcher::Event::InitDone => {
-                let objs = relist.take().unwrap_or_default();
-                handle.update(|index| {
-                    index.reset::<R>(&objs);
+                let relist = self.relist.take().unwrap_or_default();
+                self.handle.update(|index| {
+                    index.reset::<R>(&relist.objects);
+                    for bad in &relist.unreadable {
+                        let _ = index.unreadable::<R>(bad);
+                    }
                     index.mark_listed(R::NAME);
                 });
+                true
             }
-            watcher::Event::Apply(obj) => {
+            watcher::Event::Apply(Lenient::Read(obj)) => {
                 // An object that stopped being relevant (a Service no longer of type
                 // LoadBalancer) must still reach the index to be dropped from it.
-                handle.update_if(|index| index.apply::<R>(&obj));
+                self.handle.update_if(|index| index.apply::<R>(&obj));
+                true
+            }
+            watcher::Event::Apply(Lenient::Unreadable(bad)) => {
+                self.handle.update_if(|index| index.unreadable::<R>(&bad));
+                true
             }
             watcher::Event::Delete(obj) => {
-                let namespace = obj.namespace().unwrap_or_default();
-                let name = obj.name_any();
-                handle.update_if(|index| index.delete::<R>(&namespace, &name));
+                // Only the name counts, so an unreadable object is deleted like any other.
+                let meta = kube::Resource::meta(&obj);
+                let namespace = meta.namespace.clone().unwrap_or_default();
+                let name = meta.name.clone().unwrap_or_default();
+                self.handle.update_if(|index| index.delete::<R>(&namespace, &name));
+                true
             }
         }
+    }
+
+    /// An error of the watch: recorded in the resource's [`super::index::SyncState`]; what the index
+    /// holds is unchanged, so there is nothing to rebuild.
+    pub fn error(&mut self, error: String) {
+        self.handle.update_if(|index| {
+            index.record_error(R::NAME, error);
+            false
+        });
+    }
+
+    /// The watch is started over (its next events begin with a relist): a relist half received is
+    /// dropped, and the index keeps what it had until the new one is complete.
+    pub fn restart(&mut self) {
+        self.relist = None;
     }
 }
 
@@ -171,7 +245,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded::<E<Node>>();
         let driver = {
             let handle = handle.clone();
-            tokio::spawn(async move { drive::<Nodes, _>(rx, &handle).await })
+            tokio::spawn(async move { drive::<Nodes, _, _>(rx, &handle).await })
         };
 
         for ev in [E::Init, E::InitApply(node("a")), E::InitApply(node("b")), E::InitDone] {
@@ -220,7 +294,7 @@ mod tests {
             E::InitDone,
             E::Delete(one("03-ipaddresspool.yaml")),
         ];
-        drive::<IpAddressPools, _>(futures::stream::iter(pools), &handle).await;
+        drive::<IpAddressPools, _, _>(futures::stream::iter(pools), &handle).await;
         let view = handle.snapshot("2025-03-10T12:00:00Z".parse().unwrap());
         let names: Vec<&str> = view.pools.iter().map(|p| p.pool.name.as_str()).collect();
         assert_eq!(names, ["expensive"]);
@@ -233,9 +307,9 @@ mod tests {
             E::InitApply(cluster_ip.clone()),
             E::InitDone,
         ];
-        drive::<Services, _>(futures::stream::iter(services), &handle).await;
+        drive::<Services, _, _>(futures::stream::iter(services), &handle).await;
         assert_eq!(handle.snapshot("2025-03-10T12:00:00Z".parse().unwrap()).services.len(), 1);
-        drive::<Services, _>(futures::stream::iter(vec![E::Apply(cluster_ip)]), &handle).await;
+        drive::<Services, _, _>(futures::stream::iter(vec![E::Apply(cluster_ip)]), &handle).await;
         assert!(handle.snapshot("2025-03-10T12:00:00Z".parse().unwrap()).services.is_empty());
     }
 
@@ -244,9 +318,77 @@ mod tests {
         let handle = IndexHandle::new(ClusterIndex::default());
         let items: Vec<Result<E<Node>, String>> =
             vec![Err("410 Gone".into()), Ok(E::Init), Ok(E::InitApply(node("a"))), Ok(E::InitDone)];
-        drive_fallible::<Nodes, _, _>(futures::stream::iter(items), &handle).await;
+        drive_fallible::<Nodes, _, _, _>(futures::stream::iter(items), &handle).await;
         let sync = handle.read(|i| i.sync_state()["nodes"].clone());
         assert_eq!((sync.listed, sync.errors, sync.last_error.as_deref()), (true, 1, Some("410 Gone")));
         assert_eq!(node_names(&handle), ["a"]);
+    }
+
+    /// A Service as the API might send it with `spec.ports` a string: it does not decode.
+    fn unreadable_service(name: &str, spec_type: &str) -> Lenient<Service> {
+        let mut raw = serde_json::to_value(one::<Service>("05-service.yaml")).unwrap();
+        raw["metadata"]["name"] = serde_json::json!(name);
+        raw["spec"]["type"] = serde_json::json!(spec_type);
+        raw["spec"]["ports"] = serde_json::json!("http");
+        let bad: Lenient<Service> = serde_json::from_value(raw).unwrap();
+        assert!(matches!(bad, Lenient::Unreadable(_)));
+        bad
+    }
+
+    fn service_names(handle: &IndexHandle) -> (Vec<String>, Vec<String>) {
+        let view = handle.snapshot("2025-03-10T12:00:00Z".parse().unwrap());
+        let names = view.services.iter().map(|s| s.service.name.name.clone()).collect();
+        (names, view.warnings.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn an_unreadable_object_is_a_warning_in_its_place() {
+        let handle = IndexHandle::new(ClusterIndex::default());
+        let mut driver = Driver::<Services>::new(handle.clone());
+        for e in [
+            E::Init,
+            E::InitApply(Lenient::Read(one("05-service.yaml"))),
+            E::InitApply(unreadable_service("bad", "LoadBalancer")),
+            // Would not have mattered: no warning.
+            E::InitApply(unreadable_service("internal", "ClusterIP")),
+        ] {
+            assert!(!driver.event(e), "a relist half done shows nothing");
+        }
+        assert!(driver.event(E::InitDone));
+        let (names, warnings) = service_names(&handle);
+        assert_eq!(names, ["nginx"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("Service web/bad: skipped: does not decode (invalid type"),
+            "{warnings:?}"
+        );
+
+        // nginx turns unreadable: its data goes, a warning comes; deleting it takes the warning.
+        let mut bad_nginx = unreadable_service("nginx", "LoadBalancer");
+        assert!(driver.event(E::Apply(bad_nginx.clone())));
+        let (names, warnings) = service_names(&handle);
+        assert!(names.is_empty() && warnings.len() == 2, "{names:?} {warnings:?}");
+        if let Lenient::Unreadable(u) = &mut bad_nginx {
+            u.meta.resource_version = Some("99".into());
+        }
+        assert!(driver.event(E::Delete(bad_nginx)));
+        assert_eq!(service_names(&handle).1.len(), 1);
+    }
+
+    #[test]
+    fn a_restart_drops_a_relist_half_received() {
+        let handle = IndexHandle::new(ClusterIndex::default());
+        let mut driver = Driver::<Nodes>::new(handle.clone());
+        for e in [E::Init, E::InitApply(node("a").into()), E::InitDone] {
+            driver.event(e);
+        }
+        driver.event(E::Init);
+        driver.event(E::InitApply(node("b").into()));
+        driver.restart();
+        // The new stream's relist is all that counts.
+        for e in [E::Init, E::InitApply(node("c").into()), E::InitDone] {
+            driver.event(e);
+        }
+        assert_eq!(node_names(&handle), ["c"]);
     }
 }

@@ -13,15 +13,16 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
-use kube::core::ApiResource;
+use kube::core::{ApiResource, ObjectMeta};
 
-use super::Warning;
 use super::lease::{LEASE_PREFIX, PeerInfo};
+use super::lenient::Unreadable;
 use super::objects::{
     self, Converted, KUBE_PROXY_NAME, KUBE_PROXY_NAMESPACE, L2AdvertisementInfo, L2StatusInfo,
     LEGACY_CONFIG_NAME, NodeAssigned, NodeInfo, PoolInfo, PoolOrigin, REASON_NODE_ASSIGNED, ServiceInfo,
     StrictArp,
 };
+use super::{ObjectName, Warning};
 use crate::inventory::ServiceName;
 
 /// What the index needs to know about the cluster's layout.
@@ -114,6 +115,8 @@ pub struct SyncState {
     pub errors: u64,
     /// The last error.
     pub last_error: Option<String>,
+    /// Reading it fails now, and what the index holds of it may be out of date.
+    pub failing: bool,
 }
 
 /// Everything the index knows, joined.
@@ -192,10 +195,16 @@ pub trait Resource {
     fn delete(index: &mut ClusterIndex, namespace: &str, name: &str) -> bool;
     /// A full list: everything of this resource not in `objs` is gone.
     fn reset(index: &mut ClusterIndex, objs: &[Self::Object]);
+    /// An object of this resource that does not decode was added or changed (or listed, after
+    /// [`Resource::reset`]): it is skipped, with a warning in its place when it would have
+    /// mattered. Returns whether what the index holds changed.
+    fn unreadable(index: &mut ClusterIndex, bad: &Unreadable) -> bool;
 }
 
 /// Resources stored one entry per object.
 trait Tabled: Resource {
+    /// The object's kind, for warnings.
+    const KIND: &'static str;
     type Plain: PartialEq;
     fn table(index: &mut ClusterIndex) -> &mut Table<Self::Plain>;
     /// `value: None` and no warnings: nothing to store.
@@ -229,14 +238,37 @@ fn replace_all<R: Tabled>(index: &mut ClusterIndex, objs: &[R::Object]) {
     }
 }
 
+/// An object that does not decode: a warning in its place (its last readable version goes, as it
+/// would with a spec l2watch cannot read), or nothing when it would not have mattered.
+fn store_unreadable<R: Tabled>(index: &mut ClusterIndex, bad: &Unreadable, relevant: bool) -> bool {
+    let key = (bad.meta.namespace.clone().unwrap_or_default(), bad.meta.name.clone().unwrap_or_default());
+    if !relevant {
+        return R::table(index).remove(&key).is_some();
+    }
+    let object = ObjectName { kind: R::KIND, namespace: bad.meta.namespace.as_deref(), name: &key.1 };
+    let warning = Warning::Unreadable {
+        object: object.to_string(),
+        reason: format!("does not decode ({})", bad.error),
+    };
+    let entry = Entry { value: None, warnings: vec![warning] };
+    let table = R::table(index);
+    if table.get(&key) == Some(&entry) {
+        return false;
+    }
+    table.insert(key, entry);
+    true
+}
+
 macro_rules! tabled_resource {
-    ($(#[$doc:meta])* $marker:ident, $object:ty, $name:literal, $field:ident, $plain:ty,
-     |$config:ident, $obj:ident| $convert:expr, |$rconfig:ident, $robj:ident| $relevant:expr) => {
+    ($(#[$doc:meta])* $marker:ident, $object:ty, $kind:literal, $name:literal, $field:ident, $plain:ty,
+     |$config:ident, $obj:ident| $convert:expr, |$rconfig:ident, $robj:ident| $relevant:expr,
+     unreadable: |$uconfig:ident, $bad:ident| $relevant_bad:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $marker;
 
         impl Tabled for $marker {
+            const KIND: &'static str = $kind;
             type Plain = $plain;
             fn table(index: &mut ClusterIndex) -> &mut Table<$plain> {
                 &mut index.$field
@@ -262,76 +294,96 @@ macro_rules! tabled_resource {
             fn reset(index: &mut ClusterIndex, objs: &[$object]) {
                 replace_all::<Self>(index, objs)
             }
+            fn unreadable(index: &mut ClusterIndex, $bad: &Unreadable) -> bool {
+                let $uconfig = &index.config;
+                let relevant = $relevant_bad;
+                store_unreadable::<Self>(index, $bad, relevant)
+            }
         }
     };
 }
 
 tabled_resource!(
     /// Nodes (core v1).
-    Nodes, Node, "nodes", nodes, NodeInfo,
+    Nodes, Node, "Node", "nodes", nodes, NodeInfo,
     |_config, obj| NodeInfo::from_node(obj),
-    |_config, _obj| true
+    |_config, _obj| true,
+    unreadable: |_config, _bad| true
 );
 
 tabled_resource!(
     /// Services (core v1); only type LoadBalancer is kept.
-    Services, Service, "services", services, ServiceInfo,
+    Services, Service, "Service", "services", services, ServiceInfo,
     |_config, obj| ServiceInfo::from_service(obj),
-    |_config, obj| obj.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+    |_config, obj| obj.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
+    // Whatever else is wrong with it, a readable type that is not LoadBalancer says it would not
+    // have mattered; no type at all is ClusterIP.
+    unreadable: |_config, bad| match bad.raw.pointer("/spec/type") {
+        Some(serde_json::Value::String(t)) => t == "LoadBalancer",
+        Some(_) => true,
+        None => bad.raw.get("spec").is_some_and(|s| !s.is_object()),
+    }
 );
 
 tabled_resource!(
     /// MetalLB `IPAddressPool`s (metallb.io/v1beta1, as `DynamicObject`).
-    IpAddressPools, DynamicObject, "ipaddresspools", pools, PoolInfo,
+    IpAddressPools, DynamicObject, "IPAddressPool", "ipaddresspools", pools, PoolInfo,
     |_config, obj| PoolInfo::from_ip_address_pool(obj),
-    |_config, _obj| true
+    |_config, _obj| true,
+    unreadable: |_config, _bad| true
 );
 
 tabled_resource!(
     /// MetalLB `L2Advertisement`s (metallb.io/v1beta1, as `DynamicObject`).
-    L2Advertisements, DynamicObject, "l2advertisements", l2_advertisements, L2AdvertisementInfo,
+    L2Advertisements, DynamicObject, "L2Advertisement", "l2advertisements", l2_advertisements,
+    L2AdvertisementInfo,
     |_config, obj| L2AdvertisementInfo::from_dynamic(obj),
-    |_config, _obj| true
+    |_config, _obj| true,
+    unreadable: |_config, _bad| true
 );
 
 tabled_resource!(
     /// MetalLB `ServiceL2Status`es (metallb.io/v1beta1, as `DynamicObject`), either layout.
-    ServiceL2Statuses, DynamicObject, "servicel2statuses", l2_statuses, L2StatusInfo,
+    ServiceL2Statuses, DynamicObject, "ServiceL2Status", "servicel2statuses", l2_statuses, L2StatusInfo,
     |_config, obj| L2StatusInfo::from_dynamic(obj),
-    |_config, _obj| true
+    |_config, _obj| true,
+    unreadable: |_config, _bad| true
 );
 
 tabled_resource!(
     /// kube-proxy's ConfigMap (`kube-system/kube-proxy`); every other ConfigMap is ignored. A table
     /// of its own: its watcher's relists must not touch MetalLB's legacy ConfigMap, and the other way
     /// round.
-    KubeProxyConfigMaps, ConfigMap, "configmaps/kube-proxy", kube_proxy, StrictArp,
-    |_config, obj| match config_map_kind(_config, obj) {
+    KubeProxyConfigMaps, ConfigMap, "ConfigMap", "configmaps/kube-proxy", kube_proxy, StrictArp,
+    |_config, obj| match config_map_kind(_config, &obj.metadata) {
         Some(ConfigMapKind::KubeProxy) => StrictArp::from_kube_proxy(obj),
         _ => Converted { value: None, warnings: Vec::new() },
     },
-    |config, obj| matches!(config_map_kind(config, obj), Some(ConfigMapKind::KubeProxy))
+    |config, obj| matches!(config_map_kind(config, &obj.metadata), Some(ConfigMapKind::KubeProxy)),
+    unreadable: |config, bad| matches!(config_map_kind(config, &bad.meta), Some(ConfigMapKind::KubeProxy))
 );
 
 tabled_resource!(
     /// MetalLB's legacy ConfigMap `config` (MetalLB <= 0.12); every other ConfigMap is ignored.
-    LegacyConfigMaps, ConfigMap, "configmaps/metallb-config", legacy_config, Vec<PoolInfo>,
-    |config, obj| match config_map_kind(config, obj) {
+    LegacyConfigMaps, ConfigMap, "ConfigMap", "configmaps/metallb-config", legacy_config, Vec<PoolInfo>,
+    |config, obj| match config_map_kind(config, &obj.metadata) {
         Some(ConfigMapKind::LegacyMetallb) => objects::legacy_pools(obj),
         _ => Converted { value: None, warnings: Vec::new() },
     },
-    |config, obj| matches!(config_map_kind(config, obj), Some(ConfigMapKind::LegacyMetallb))
+    |config, obj| matches!(config_map_kind(config, &obj.metadata), Some(ConfigMapKind::LegacyMetallb)),
+    unreadable: |config, bad| matches!(config_map_kind(config, &bad.meta), Some(ConfigMapKind::LegacyMetallb))
 );
 
 tabled_resource!(
     /// Leases (coordination.k8s.io/v1): l2watch's peer Leases (`l2watch-<node>`) only.
-    Leases, Lease, "leases", leases, PeerInfo,
-    |config, obj| if lease_is_peer(config, obj) {
+    Leases, Lease, "Lease", "leases", leases, PeerInfo,
+    |config, obj| if lease_is_peer(config, &obj.metadata) {
         PeerInfo::from_lease(obj)
     } else {
         Converted { value: None, warnings: Vec::new() }
     },
-    |config, obj| lease_is_peer(config, obj)
+    |config, obj| lease_is_peer(config, &obj.metadata),
+    unreadable: |config, bad| lease_is_peer(config, &bad.meta)
 );
 
 impl IpAddressPools {
@@ -360,9 +412,9 @@ enum ConfigMapKind {
     LegacyMetallb,
 }
 
-fn config_map_kind(config: &IndexConfig, cm: &ConfigMap) -> Option<ConfigMapKind> {
-    let namespace = cm.metadata.namespace.as_deref().unwrap_or("");
-    let name = cm.metadata.name.as_deref().unwrap_or("");
+fn config_map_kind(config: &IndexConfig, meta: &ObjectMeta) -> Option<ConfigMapKind> {
+    let namespace = meta.namespace.as_deref().unwrap_or("");
+    let name = meta.name.as_deref().unwrap_or("");
     if namespace == KUBE_PROXY_NAMESPACE && name == KUBE_PROXY_NAME {
         Some(ConfigMapKind::KubeProxy)
     } else if name == LEGACY_CONFIG_NAME && config.metallb_namespace.as_deref().is_none_or(|m| m == namespace)
@@ -373,9 +425,9 @@ fn config_map_kind(config: &IndexConfig, cm: &ConfigMap) -> Option<ConfigMapKind
     }
 }
 
-fn lease_is_peer(config: &IndexConfig, lease: &Lease) -> bool {
-    lease.metadata.name.as_deref().is_some_and(|n| n.starts_with(LEASE_PREFIX))
-        && config.lease_namespace.as_deref().is_none_or(|ns| lease.metadata.namespace.as_deref() == Some(ns))
+fn lease_is_peer(config: &IndexConfig, meta: &ObjectMeta) -> bool {
+    meta.name.as_deref().is_some_and(|n| n.starts_with(LEASE_PREFIX))
+        && config.lease_namespace.as_deref().is_none_or(|ns| meta.namespace.as_deref() == Some(ns))
 }
 
 /// Core v1 Events: only `nodeAssigned` on a Service (layer2), the newest per Service.
@@ -418,6 +470,12 @@ impl Resource for Events {
             let _ = Self::apply(index, ev);
         }
     }
+
+    /// Only a hint ever comes from Events (ServiceL2Status is the word on announcers), and only the
+    /// newest per Service is kept: an unreadable one is passed over without a warning.
+    fn unreadable(_index: &mut ClusterIndex, _bad: &Unreadable) -> bool {
+        false
+    }
 }
 
 impl ClusterIndex {
@@ -443,9 +501,23 @@ impl ClusterIndex {
         R::reset(self, objs);
     }
 
+    /// An object of resource `R` that does not decode was added, changed or listed: a warning takes
+    /// its place when it would have mattered. Returns whether what the index holds changed.
+    pub fn unreadable<R: Resource>(&mut self, bad: &Unreadable) -> bool {
+        R::unreadable(self, bad)
+    }
+
     /// Records that a full list of `resource` has been applied.
     pub fn mark_listed(&mut self, resource: &'static str) {
         self.sync.entry(resource).or_default().listed = true;
+    }
+
+    /// Records whether reading `resource` fails now. Returns whether that changed.
+    pub fn set_failing(&mut self, resource: &'static str, failing: bool) -> bool {
+        let state = self.sync.entry(resource).or_default();
+        let changed = state.failing != failing;
+        state.failing = failing;
+        changed
     }
 
     /// Records a watch error of `resource`.

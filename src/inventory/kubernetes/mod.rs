@@ -9,7 +9,9 @@
 pub mod driver;
 pub mod index;
 pub mod lease;
+pub mod lenient;
 pub mod objects;
+pub mod pace;
 pub mod parts;
 pub mod selector;
 pub mod source;
