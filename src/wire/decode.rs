@@ -1221,30 +1221,12 @@ mod tests {
 
     /// Every frame of a capture as (LINKTYPE_ number, interface, bytes).
     fn read_capture(name: &str) -> Vec<(u32, u16, Vec<u8>)> {
-        use pcap_file::pcapng::Block;
         let path = testdata().join(name);
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut out = Vec::new();
-        if name.ends_with(".pcapng") {
-            let mut r = pcap_file::pcapng::PcapNgReader::new(file).unwrap();
-            let mut links = Vec::new();
-            while let Some(block) = r.next_block() {
-                match block.unwrap() {
-                    Block::InterfaceDescription(idb) => links.push(u32::from(idb.linktype)),
-                    Block::EnhancedPacket(epb) => {
-                        let link = links[epb.interface_id as usize];
-                        out.push((link, epb.interface_id as u16, epb.data.into_owned()));
-                    }
-                    _ => {}
-                }
-            }
-        } else {
-            let mut r = pcap_file::pcap::PcapReader::new(file).unwrap();
-            let link = u32::from(r.header().datalink);
-            while let Some(p) = r.next_packet() {
-                out.push((link, 0, p.unwrap().data.into_owned()));
-            }
-        }
+        crate::capture::replay::read_capture(&path, |f| {
+            out.push((f.link_type, f.interface, f.data.to_vec()))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         out
     }
 
