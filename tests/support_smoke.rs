@@ -1,15 +1,11 @@
-//! Checks that the test capture builder writes files an independent reader (pcap-file) accepts,
-//! with the frames, times and link-layer headers asked for.
+//! Checks that the test capture builder writes files l2watch's reader accepts, with the frames, times
+//! and link-layer headers asked for. (The reader itself is checked against tcpdump's reading of the
+//! shared captures in its unit tests.)
 
 mod support;
 
-use std::fs::File;
-use std::time::Duration;
-
+use l2watch::capture::replay::{FileInfo, read_capture};
 use l2watch::wire::frame::{ArpSpec, NdSpec};
-use pcap_file::DataLink;
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
 use support::{Capture, ip4, ip6, mac, ts};
 
 fn sample(mut cap: Capture) -> Capture {
@@ -30,16 +26,27 @@ fn sample(mut cap: Capture) -> Capture {
     cap
 }
 
-fn read_pcap(path: &std::path::Path) -> (DataLink, Vec<(Duration, Vec<u8>)>) {
-    let mut r = PcapReader::new(File::open(path).unwrap()).unwrap();
-    let link = r.header().datalink;
+const ETHERNET: u32 = 1;
+const LINUX_SLL: u32 = 113;
+const LINUX_SLL2: u32 = 276;
+
+/// The file's format and interfaces, and its frames as (nanoseconds, bytes).
+fn read(path: &std::path::Path) -> (FileInfo, Vec<(u64, Vec<u8>)>) {
     let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        assert_eq!(p.orig_len as usize, p.data.len());
-        out.push((p.timestamp, p.data.into_owned()));
-    }
-    (link, out)
+    let info = read_capture(path, |f| {
+        assert_eq!(f.interface, 0);
+        out.push((f.time.0, f.data.to_vec()));
+    })
+    .unwrap();
+    (info, out)
+}
+
+/// A classic pcap file's link type and frames.
+fn read_pcap(path: &std::path::Path) -> (u32, Vec<(u64, Vec<u8>)>) {
+    let (info, frames) = read(path);
+    assert_eq!(info.format, "pcap");
+    assert_eq!(info.link_types.len(), 1);
+    (info.link_types[0], frames)
 }
 
 #[test]
@@ -47,9 +54,9 @@ fn ethernet_pcap_round_trips() {
     let cap = sample(Capture::new());
     let path = cap.temp_pcap();
     let (link, packets) = read_pcap(&path);
-    assert_eq!(link, DataLink::ETHERNET);
+    assert_eq!(link, ETHERNET);
     assert_eq!(packets.len(), 4);
-    let times: Vec<_> = packets.iter().map(|p| p.0.as_nanos() as u64).collect();
+    let times: Vec<_> = packets.iter().map(|p| p.0).collect();
     assert_eq!(
         times,
         [
@@ -75,7 +82,7 @@ fn nanosecond_pcap_keeps_nanoseconds() {
     cap.nanos().at_nanos(1_700_000_000_123_456_789).raw(&[0; 60]);
     let path = cap.temp_pcap();
     let (_, packets) = read_pcap(&path);
-    assert_eq!(packets[0].0.as_nanos(), 1_700_000_000_123_456_789);
+    assert_eq!(packets[0].0, 1_700_000_000_123_456_789);
 }
 
 #[test]
@@ -84,7 +91,7 @@ fn linux_sll_wraps_frames() {
     cap.outgoing(true).arp(ArpSpec::probe(mac("02:00:00:00:00:05"), ip4("192.168.1.5")));
     let path = cap.temp_pcap();
     let (link, p) = read_pcap(&path);
-    assert_eq!(link, DataLink::LINUX_SLL);
+    assert_eq!(link, LINUX_SLL);
     // Broadcast gratuitous ARP: pkttype 1, ARPHRD_ETHER, halen 6, source MAC, protocol ARP.
     assert_eq!(&p[0].1[..16], &[0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x06]);
     assert_eq!(p[0].1.len(), 60 - 14 + 16);
@@ -104,7 +111,7 @@ fn linux_sll2_wraps_frames() {
     cap.ifindex(7).arp(ArpSpec::gratuitous(mac("02:00:00:00:00:01"), ip4("192.168.1.10")));
     let path = cap.temp_pcap();
     let (link, p) = read_pcap(&path);
-    assert_eq!(link, DataLink::LINUX_SLL2);
+    assert_eq!(link, LINUX_SLL2);
     assert_eq!(&p[0].1[..20], &[0x08, 0x06, 0, 0, 0, 0, 0, 7, 0, 1, 1, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
     assert_eq!(p[0].1.len(), 60 - 14 + 20);
     assert_eq!(&p[0].1[20..28], &[0, 1, 8, 0, 6, 4, 0, 1]);
@@ -114,19 +121,12 @@ fn linux_sll2_wraps_frames() {
 fn pcapng_round_trips() {
     let cap = sample(Capture::new());
     let path = cap.temp_pcapng();
-    let mut r = PcapNgReader::new(File::open(&path).unwrap()).unwrap();
-    let mut packets = Vec::new();
-    while let Some(b) = r.next_block() {
-        if let Block::EnhancedPacket(epb) = b.unwrap() {
-            assert_eq!(epb.interface_id, 0);
-            packets.push((epb.timestamp, epb.data.into_owned()));
-        }
-    }
-    assert_eq!(r.interfaces().len(), 1);
-    assert_eq!(r.interfaces()[0].linktype, DataLink::ETHERNET);
+    let (info, packets) = read(&path);
+    assert_eq!(info.format, "pcapng");
+    assert_eq!(info.link_types, [ETHERNET]);
     assert_eq!(packets.len(), cap.len());
     for (p, rec) in packets.iter().zip(cap.records()) {
-        assert_eq!(p.0.as_nanos() as u64, rec.time.0);
+        assert_eq!(p.0, rec.time.0);
         assert_eq!(p.1, rec.data);
     }
 }

@@ -231,7 +231,12 @@ type Step<T> = Result<T, Miss>;
 /// Decodes one captured frame of link type `link`.
 ///
 /// Never panics and never allocates, whatever `data` holds.
-#[inline]
+///
+/// Always inlined, with the ARP path below it: called out of line, the ~100-byte `Observation` went
+/// through memory several times per frame (built field by field, then copied whole), and each copy of
+/// a struct just written waits for the writes to land (store-to-load forwarding fails). Inlined into
+/// the caller's loop its fields stay in registers: `analyze` decodes in 7 ns a frame instead of 22.
+#[inline(always)]
 pub fn decode(link: LinkType, data: &[u8], meta: &FrameMeta) -> Decoded {
     match decode_frame(link, data, meta) {
         Ok(o) => Decoded::Frame(o),
@@ -253,7 +258,7 @@ fn be16(b: &[u8; 2]) -> u16 {
     u16::from_be_bytes(*b)
 }
 
-#[inline]
+#[inline(always)]
 fn decode_frame(link: LinkType, data: &[u8], meta: &FrameMeta) -> Step<Observation> {
     let mut c = data;
     let mut base = Observation {
@@ -343,7 +348,7 @@ fn apply_cooked(base: &mut Observation, pkttype: u16, hatype: u16, halen: u16, a
 }
 
 /// 802.2 LLC: only ARP in RFC 1042 SNAP encapsulation is of interest.
-#[inline]
+#[inline(always)]
 fn llc_snap_arp(c: &[u8], base: Observation) -> Step<Observation> {
     match c.split_first_chunk::<8>() {
         Some((h, rest)) if *h == SNAP_ARP => arp(rest, base),
@@ -355,7 +360,7 @@ fn llc_snap_arp(c: &[u8], base: Observation) -> Step<Observation> {
 }
 
 /// RFC 826 ARP for Ethernet/IPv4. Trailing bytes (Ethernet padding) are ignored.
-#[inline]
+#[inline(always)]
 fn arp(mut c: &[u8], base: Observation) -> Step<Observation> {
     let [h0, h1, p0, p1, hlen, plen, o0, o1] = *take::<8>(&mut c)?;
     // Header fields are checked before the body length so that, e.g., InfiniBand ARP (whose
@@ -1221,30 +1226,12 @@ mod tests {
 
     /// Every frame of a capture as (LINKTYPE_ number, interface, bytes).
     fn read_capture(name: &str) -> Vec<(u32, u16, Vec<u8>)> {
-        use pcap_file::pcapng::Block;
         let path = testdata().join(name);
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut out = Vec::new();
-        if name.ends_with(".pcapng") {
-            let mut r = pcap_file::pcapng::PcapNgReader::new(file).unwrap();
-            let mut links = Vec::new();
-            while let Some(block) = r.next_block() {
-                match block.unwrap() {
-                    Block::InterfaceDescription(idb) => links.push(u32::from(idb.linktype)),
-                    Block::EnhancedPacket(epb) => {
-                        let link = links[epb.interface_id as usize];
-                        out.push((link, epb.interface_id as u16, epb.data.into_owned()));
-                    }
-                    _ => {}
-                }
-            }
-        } else {
-            let mut r = pcap_file::pcap::PcapReader::new(file).unwrap();
-            let link = u32::from(r.header().datalink);
-            while let Some(p) = r.next_packet() {
-                out.push((link, 0, p.unwrap().data.into_owned()));
-            }
-        }
+        crate::capture::replay::read_capture(&path, |f| {
+            out.push((f.link_type, f.interface, f.data.to_vec()))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         out
     }
 

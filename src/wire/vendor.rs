@@ -2,6 +2,7 @@
 //! `oui36.csv`), for the `vendor` label and the reports. Looked up when a finding is raised or a scan
 //! reports, never per frame.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::wire::mac::Mac;
@@ -41,7 +42,9 @@ impl Vendors {
         for p in paths {
             let p = p.as_ref();
             // Line by line: the registries are a few MiB of text, and the daemon's idle RSS budget is tight.
-            match std::fs::File::open(p).and_then(|f| v.add_csv(std::io::BufReader::new(f))) {
+            match std::fs::File::open(p)
+                .and_then(|f| v.add_csv(std::io::BufReader::with_capacity(1 << 16, f)))
+            {
                 Ok(()) => loaded.files.push(p.to_owned()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => loaded.errors.push(format!("{}: {e}", p.display())),
@@ -55,14 +58,18 @@ impl Vendors {
     }
 
     /// Adds the entries of one IEEE CSV registry.
-    fn add_csv(&mut self, text: impl std::io::BufRead) -> std::io::Result<()> {
-        // Bytes, read lossily: one stray non-UTF-8 byte must not cost the rest of the file.
-        let mut lines = text.split(b'\n');
-        lines.next().transpose()?;
-        for line in lines {
-            let line = line?;
-            let line = String::from_utf8_lossy(&line);
-            let mut fields = CsvFields { rest: line.trim_end_matches('\r') };
+    fn add_csv(&mut self, mut text: impl std::io::BufRead) -> std::io::Result<()> {
+        // One line buffer for the whole file and fields borrowed from it: nothing is allocated per
+        // line of the ~50,000, which made loading the registries most of a short `analyze`.
+        let mut line = Vec::new();
+        text.read_until(b'\n', &mut line)?;
+        loop {
+            line.clear();
+            if text.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let l = line.strip_suffix(b"\n").unwrap_or(&line);
+            let mut fields = CsvFields { rest: l.strip_suffix(b"\r").unwrap_or(l) };
             let (Some(_registry), Some(assignment), Some(name)) =
                 (fields.next(), fields.next(), fields.next())
             else {
@@ -70,7 +77,13 @@ impl Vendors {
             };
             let bits = assignment.len() * 4;
             let (24 | 28 | 36) = bits else { continue };
-            let Ok(value) = u64::from_str_radix(&assignment, 16) else { continue };
+            let Some(value) =
+                std::str::from_utf8(&assignment).ok().and_then(|a| u64::from_str_radix(a, 16).ok())
+            else {
+                continue;
+            };
+            // Bytes, read lossily: one stray non-UTF-8 byte must not cost the entry or the rest of the file.
+            let name = String::from_utf8_lossy(&name);
             let name = name.trim();
             let (Ok(offset), Ok(len)) = (u32::try_from(self.names.len()), u16::try_from(name.len())) else {
                 continue;
@@ -81,7 +94,6 @@ impl Vendors {
             self.names.push_str(name);
             self.index.push((bits as u8, value << (48 - bits), offset, len));
         }
-        Ok(())
     }
 
     /// Number of prefixes known.
@@ -112,50 +124,54 @@ impl Vendors {
     }
 }
 
-/// Splits a CSV line into fields, honouring double quotes (with `""` inside quoted fields).
+/// Splits a CSV line into fields, honouring double quotes (with `""` inside quoted fields). Fields are
+/// borrowed from the line unless they hold an escaped quote.
 struct CsvFields<'a> {
-    rest: &'a str,
+    rest: &'a [u8],
 }
 
-impl Iterator for CsvFields<'_> {
-    type Item = String;
+impl<'a> Iterator for CsvFields<'a> {
+    type Item = Cow<'a, [u8]>;
 
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<Cow<'a, [u8]>> {
         if self.rest.is_empty() {
             return None;
         }
         let s = self.rest;
-        if let Some(quoted) = s.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.char_indices();
-            while let Some((i, c)) = chars.next() {
-                if c != '"' {
-                    out.push(c);
-                    continue;
-                }
-                if quoted[i + 1..].starts_with('"') {
-                    out.push('"');
-                    chars.next();
-                    continue;
-                }
-                let after = &quoted[i + 1..];
-                self.rest = after.strip_prefix(',').unwrap_or("");
-                return Some(out);
+        let Some(quoted) = s.strip_prefix(b"\"") else {
+            let end = s.iter().position(|&b| b == b',');
+            self.rest = end.map_or(&[], |i| &s[i + 1..]);
+            return Some(Cow::Borrowed(&s[..end.unwrap_or(s.len())]));
+        };
+        let mut out: Cow<'a, [u8]> = Cow::Borrowed(&[]);
+        let mut from = 0;
+        loop {
+            let Some(q) = quoted[from..].iter().position(|&b| b == b'"').map(|i| from + i) else {
+                // No closing quote: the field runs to the end of the line.
+                self.rest = &[];
+                return Some(append(out, &quoted[from..]));
+            };
+            if quoted.get(q + 1) == Some(&b'"') {
+                // An escaped quote: keep one and go on.
+                out = Cow::Owned(append(out, &quoted[from..=q]).into_owned());
+                from = q + 2;
+                continue;
             }
-            self.rest = "";
-            Some(out)
-        } else {
-            match s.find(',') {
-                Some(i) => {
-                    self.rest = &s[i + 1..];
-                    Some(s[..i].to_owned())
-                }
-                None => {
-                    self.rest = "";
-                    Some(s.to_owned())
-                }
-            }
+            let after = &quoted[q + 1..];
+            self.rest = after.strip_prefix(b",").unwrap_or(&[]);
+            return Some(append(out, &quoted[from..q]));
         }
+    }
+}
+
+/// `head` followed by `tail`, borrowing when `head` is empty.
+fn append<'a>(head: Cow<'a, [u8]>, tail: &'a [u8]) -> Cow<'a, [u8]> {
+    if head.is_empty() {
+        Cow::Borrowed(tail)
+    } else {
+        let mut v = head.into_owned();
+        v.extend_from_slice(tail);
+        Cow::Owned(v)
     }
 }
 

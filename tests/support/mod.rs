@@ -293,9 +293,7 @@ impl Capture {
 
     /// The capture as a pcapng file: one section, one interface, nanosecond timestamps.
     ///
-    /// The interface declares `if_tsresol` 9 explicitly: pcap-file 2.0 reads every pcapng
-    /// timestamp as nanoseconds whatever the interface says, and with this option readers that
-    /// honour it agree.
+    /// The interface declares `if_tsresol` 9 explicitly (the default is microseconds).
     pub fn pcapng_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Section header: byte-order magic, version 1.0, section length unknown (-1).
