@@ -86,17 +86,37 @@ pub fn read_capture(path: &Path, mut each: impl FnMut(RawFrame<'_>)) -> Result<F
     let mut magic = [0u8; 4];
     let got = read_up_to(&mut file, &mut magic).map_err(io)?;
     let file = File::open(path).map_err(io)?;
-    if got == 4 && magic == PCAPNG_MAGIC {
-        read_pcapng(&shown, file, &mut each)
-    } else if got == 4 && PCAP_MAGICS.contains(&magic) {
-        read_pcap(&shown, file, &mut each)
+    read_from(&shown, &magic[..got], file, &mut each)
+}
+
+/// Reads every frame of a capture held in memory into `each`, in file order; `name` stands for the
+/// file in errors. The same reader as [`read_capture`], for captures that are not files (and fuzzing).
+pub fn read_capture_bytes(
+    bytes: &[u8],
+    name: &str,
+    mut each: impl FnMut(RawFrame<'_>),
+) -> Result<FileInfo, ReplayError> {
+    read_from(name, &bytes[..bytes.len().min(4)], bytes, &mut each)
+}
+
+/// Reads `input`, which starts with `magic` (its first four bytes, fewer if it is shorter).
+fn read_from(
+    shown: &str,
+    magic: &[u8],
+    input: impl Read,
+    each: &mut impl FnMut(RawFrame<'_>),
+) -> Result<FileInfo, ReplayError> {
+    if magic == PCAPNG_MAGIC {
+        read_pcapng(shown, input, each)
+    } else if PCAP_MAGICS.iter().any(|m| m == magic) {
+        read_pcap(shown, input, each)
     } else {
-        let magic = if got == 0 {
+        let magic = if magic.is_empty() {
             "nothing: the file is empty".to_owned()
         } else {
-            magic[..got].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+            magic.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
         };
-        Err(ReplayError::NotACapture { path: shown, magic })
+        Err(ReplayError::NotACapture { path: shown.to_owned(), magic })
     }
 }
 
@@ -125,7 +145,11 @@ fn broken(path: &str, after_frame: u64, e: PcapError) -> ReplayError {
     ReplayError::Broken { path: path.to_owned(), after_frame, detail }
 }
 
-fn read_pcap(path: &str, file: File, each: &mut impl FnMut(RawFrame<'_>)) -> Result<FileInfo, ReplayError> {
+fn read_pcap(
+    path: &str,
+    file: impl Read,
+    each: &mut impl FnMut(RawFrame<'_>),
+) -> Result<FileInfo, ReplayError> {
     let mut reader = PcapReader::new(file).map_err(|e| match e {
         PcapError::IoError(source) if source.kind() != std::io::ErrorKind::UnexpectedEof => {
             ReplayError::Io { path: path.to_owned(), source }
@@ -171,7 +195,11 @@ fn unit_nanos(options: &[InterfaceDescriptionOption<'_>]) -> (u64, u64) {
     }
 }
 
-fn read_pcapng(path: &str, file: File, each: &mut impl FnMut(RawFrame<'_>)) -> Result<FileInfo, ReplayError> {
+fn read_pcapng(
+    path: &str,
+    file: impl Read,
+    each: &mut impl FnMut(RawFrame<'_>),
+) -> Result<FileInfo, ReplayError> {
     let mut reader = PcapNgReader::new(file).map_err(|e| match e {
         PcapError::IoError(source) if source.kind() != std::io::ErrorKind::UnexpectedEof => {
             ReplayError::Io { path: path.to_owned(), source }
