@@ -2,12 +2,13 @@
 """Writes the seed inputs of every fuzz target into fuzz/seeds/<target>/ (not committed).
 
 The seeds come from ../shared/testdata (captures, MetalLB objects), the example config and the configs
-the tests use. `cargo fuzz cmin` then keeps only the ones that add coverage to the committed corpus:
+the tests use. `cargo fuzz cmin` then keeps, of the committed corpus and the seeds, the inputs that
+cover an edge nothing smaller covers (edge coverage only, `-use_counters=0`, keeps the corpus small):
 
     python3 fuzz/seed.py
     for t in decode capture_file config kube_objects; do
-        RUSTC_BOOTSTRAP=1 cargo fuzz run -a $t fuzz/corpus/$t fuzz/seeds/$t -- -runs=0
-        RUSTC_BOOTSTRAP=1 cargo fuzz cmin -a $t
+        cp fuzz/seeds/$t/* fuzz/corpus/$t/
+        RUSTC_BOOTSTRAP=1 cargo fuzz cmin -a $t -- -use_counters=0 -max_len=6144
     done
 """
 
