@@ -497,6 +497,19 @@ impl Config {
                 "detect.max_tracked_ips and detect.max_findings must be at least 16".into(),
             ));
         }
+        let (max_ips, max_findings) =
+            (crate::monitor::detect::MAX_TRACKED_IPS, crate::monitor::detect::MAX_FINDINGS);
+        if d.max_tracked_ips > max_ips || d.max_findings > max_findings {
+            return Err(invalid(
+                path,
+                &top,
+                format!(
+                    "detect.max_tracked_ips is {} and detect.max_findings {}: they must be at most {max_ips} \
+                     and {max_findings} (their tables are held in memory)",
+                    d.max_tracked_ips, d.max_findings
+                ),
+            ));
+        }
         if d.hold.is_zero() {
             return Err(invalid(path, &top, "detect.hold must be longer than zero".into()));
         }
@@ -505,6 +518,14 @@ impl Config {
             return fail(format!("capture.ring_mib is {}: it must be 1 to 256", self.capture.ring_mib));
         }
         let p = &self.probe;
+        if p.max_pool_addresses > crate::monitor::probe::MAX_POOL_ADDRESSES {
+            return fail(format!(
+                "probe.max_pool_addresses is {}: it must be at most {} (an IPv4 /16; the schedule is held \
+                 in memory)",
+                p.max_pool_addresses,
+                crate::monitor::probe::MAX_POOL_ADDRESSES
+            ));
+        }
         if p.rate == 0 || p.unanswered_after == 0 {
             return fail("probe.rate and probe.unanswered_after must be at least 1".into());
         }
@@ -646,6 +667,26 @@ mod tests {
         let e = parse(text).unwrap_err().to_string();
         assert!(!e.contains('\n'), "not one line: {e}");
         e
+    }
+
+    /// Found through the fuzz target `config` (inputs written after reading `Detector::new`; the
+    /// random search did not reach such numbers in 15 minutes): caps beyond what memory can hold
+    /// made `run` and `analyze` abort (allocation too big, capacity overflow) or run out of memory
+    /// before they said anything.
+    #[test]
+    fn caps_that_memory_cannot_hold_are_errors() {
+        for (text, key) in [
+            ("detect:\n  max_findings: 1000000000000000\n", "detect.max_findings"),
+            ("detect:\n  max_tracked_ips: 18446744073709551615\n", "detect.max_tracked_ips"),
+            ("probe:\n  max_pool_addresses: 18446744073709551615\n", "probe.max_pool_addresses"),
+        ] {
+            let e = one_line_error(text);
+            assert!(e.contains(key) && e.contains("at most"), "{e}");
+        }
+        let c = parse(
+            "detect:\n  max_tracked_ips: 1048576\n  max_findings: 65536\nprobe:\n  max_pool_addresses: 65536\n",
+        );
+        assert!(c.is_ok(), "the largest caps are fine");
     }
 
     #[test]

@@ -20,6 +20,12 @@ use crate::wire::observation::{FrameKind, Observation, Timestamp, Vlans};
 /// Most MACs remembered per IP (the `detect.max_macs_per_ip` ceiling).
 pub const MAX_MACS_PER_IP: usize = 4;
 
+/// Most addresses with per-IP state (the `detect.max_tracked_ips` ceiling): about 700 MiB of tables.
+pub const MAX_TRACKED_IPS: usize = 1 << 20;
+
+/// Most findings held at once (the `detect.max_findings` ceiling); their table is reserved up front.
+pub const MAX_FINDINGS: usize = 1 << 16;
+
 /// Per-IP states the table has room for before it first grows.
 const INITIAL_IPS: usize = 1024;
 
@@ -290,8 +296,10 @@ fn probe_verdict(inv: &Inventory, look: Lookup<'_>, ip: IpKey, mac: Mac) -> bool
 impl Detector {
     /// A detector with the given limits; memory for them is reserved up front.
     pub fn new(cfg: DetectConfig) -> Detector {
-        let cap_ips = cfg.max_tracked_ips.max(16);
-        let cap_findings = cfg.max_findings.max(16);
+        // The config rejects caps outside these bounds; anyone else gets them clamped rather than an
+        // allocation no machine can make.
+        let cap_ips = cfg.max_tracked_ips.clamp(16, MAX_TRACKED_IPS);
+        let cap_findings = cfg.max_findings.clamp(16, MAX_FINDINGS);
         // The per-IP table starts small and grows with the traffic: a sparse table sized for the cap
         // turns every lookup into a cache and TLB miss (it measured 70 ns a frame live). It stops
         // growing at twice the cap: eviction by `retain` leaves tombstones, and hashbrown rehashes in
@@ -962,6 +970,20 @@ mod tests {
             sender_ip: IpAddr::V4(Ipv4Addr::from(ip)),
             ..Observation::EMPTY
         }
+    }
+
+    /// Found with the fuzz target `config`: caps no memory can hold made the constructor panic
+    /// (arithmetic overflow, capacity overflow) or abort. Beyond the maxima they are clamped, as
+    /// they are below the minimum.
+    #[test]
+    fn absurd_caps_are_clamped() {
+        let d = Detector::new(DetectConfig {
+            max_tracked_ips: usize::MAX,
+            max_findings: usize::MAX / 2 + 1,
+            ..DetectConfig::default()
+        });
+        assert_eq!(d.config().max_tracked_ips, MAX_TRACKED_IPS);
+        assert_eq!(d.config().max_findings, MAX_FINDINGS);
     }
 
     #[test]

@@ -18,6 +18,10 @@ use crate::wire::mac::Mac;
 use crate::wire::observation::Timestamp;
 use crate::wire::synth::SplitMix64;
 
+/// Most unassigned pool addresses probed (the `probe.max_pool_addresses` ceiling): an IPv4 /16, more
+/// than one layer2 segment holds; beyond it the schedule alone would grow without bound (an IPv6 pool).
+pub const MAX_POOL_ADDRESSES: usize = 1 << 16;
+
 /// The `probe:` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -175,7 +179,9 @@ fn nanos(d: Duration) -> u64 {
 
 impl Prober {
     /// An empty schedule; call [`Prober::set_targets`].
-    pub fn new(cfg: ProbeConfig, seed: u64) -> Prober {
+    pub fn new(mut cfg: ProbeConfig, seed: u64) -> Prober {
+        // The config rejects more; anyone else gets a schedule that fits in memory.
+        cfg.max_pool_addresses = cfg.max_pool_addresses.min(MAX_POOL_ADDRESSES);
         Prober {
             tokens: f64::from(cfg.rate),
             targets: Vec::new(),
@@ -688,6 +694,17 @@ mod tests {
         assert!(before >= 2);
         p.set_targets(&big, Timestamp(31 * S));
         assert_eq!(p.targets[p.index[&IpKey::from(vip)] as usize].silent, before);
+    }
+
+    /// Found with the fuzz target `config`: an unbounded `max_pool_addresses` with an IPv6 pool
+    /// scheduled addresses until memory ran out.
+    #[test]
+    fn absurd_pool_cap_is_clamped() {
+        let big = build(&[], &["fd00::/8"], &[], &[]);
+        let mut p = Prober::new(ProbeConfig { max_pool_addresses: usize::MAX, ..cfg() }, 3);
+        p.set_targets(&big, Timestamp(0));
+        assert_eq!(p.len(), MAX_POOL_ADDRESSES);
+        assert_eq!(p.skipped_pool_addresses(), (1u128 << 120) - MAX_POOL_ADDRESSES as u128);
     }
 
     #[test]
