@@ -15,6 +15,12 @@ use l2watch::monitor::finding::NoSink;
 use l2watch::wire::observation::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
+/// The process's metrics, as `run` keeps one for its lifetime; every snapshot is published into it.
+fn metrics() -> &'static l2watch::export::metrics::Metrics {
+    static METRICS: std::sync::OnceLock<l2watch::export::metrics::Metrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| l2watch::export::metrics::Metrics::new().expect("the metrics register"))
+}
+
 fuzz_target!(|data: &[u8]| {
     let (config, registry) = match data.iter().position(|&b| b == 0) {
         Some(at) => (&data[..at], Some(&data[at + 1..])),
@@ -46,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
+    metrics().set_inventory(&inventory);
     let settings =
         Settings { detect: config.detect.clone(), probe: config.probe.clone(), interfaces: 1, seed: 1 };
     let now = Timestamp::from_secs_nanos(1_700_000_000, 0);

@@ -28,6 +28,12 @@ use l2watch::monitor::finding::NoSink;
 use l2watch::wire::observation::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
+/// The process's metrics, as `run` keeps one for its lifetime; every snapshot is published into it.
+fn metrics() -> &'static l2watch::export::metrics::Metrics {
+    static METRICS: std::sync::OnceLock<l2watch::export::metrics::Metrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| l2watch::export::metrics::Metrics::new().expect("the metrics register"))
+}
+
 /// What one line does to the index.
 #[derive(Clone, Copy)]
 enum Op {
@@ -104,6 +110,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let parts = parts::parts(&view, &this.node);
     let inventory = Arc::new(Inventory::build(parts, Some(&this)));
+    metrics().set_inventory(&inventory);
+    metrics().set_peers(view.peers.iter().map(|p| (p.peer.node.as_str(), p.alive)));
     // As `run` takes it: drift findings judged, every watched address scheduled for probing.
     let t = Timestamp::from_secs_nanos(1_741_608_000, 0);
     let settings = Settings { detect: Default::default(), probe: Default::default(), interfaces: 1, seed: 3 };

@@ -106,7 +106,9 @@ pub struct ScanReport {
 
 /// Expands ranges into addresses, refusing sweeps that are too large to be meant.
 pub fn addresses(ranges: &[IpRange]) -> Result<Vec<IpAddr>, String> {
-    let total: u128 = ranges.iter().map(IpRange::len).sum();
+    // Saturating: IPv6 ranges can hold more than 2^128 addresses together, and a wrapped sum would
+    // pass the bound.
+    let total = ranges.iter().fold(0u128, |n, r| n.saturating_add(r.len()));
     if total > MAX_ADDRESSES {
         return Err(format!(
             "{total} addresses is too many for one scan (at most {MAX_ADDRESSES}): split the range"
@@ -357,6 +359,15 @@ pub fn to_text(r: &ScanReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found while fixing the same sum in the inventory (fuzzing the config): two IPv6 halves make
+    /// 2^128 addresses, which wrapped to 0 in a release build and passed the bound, so the sweep
+    /// expanded 2^127 addresses until memory ran out (a panic with overflow checks).
+    #[test]
+    fn ranges_beyond_u128_are_too_many() {
+        let halves: Vec<IpRange> = ["::/1", "8000::/1"].iter().map(|s| s.parse().unwrap()).collect();
+        assert!(addresses(&halves).unwrap_err().contains("too many"));
+    }
 
     #[test]
     fn ranges_expand_sorted_and_bounded() {

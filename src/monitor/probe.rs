@@ -233,7 +233,8 @@ impl Prober {
                 let mut ip = range.first();
                 let len = range.len();
                 let take = len.min(budget as u128);
-                self.skipped_pool += len - take;
+                // IPv6 pools can hold more than 2^128 addresses together: the count stops at the top.
+                self.skipped_pool = self.skipped_pool.saturating_add(len - take);
                 for _ in 0..take {
                     if matches!(inv.lookup(ip), Lookup::Pool(_)) {
                         wanted.push((ip.to_ip(), Class::Pool));
@@ -705,6 +706,16 @@ mod tests {
         p.set_targets(&big, Timestamp(0));
         assert_eq!(p.len(), MAX_POOL_ADDRESSES);
         assert_eq!(p.skipped_pool_addresses(), (1u128 << 120) - MAX_POOL_ADDRESSES as u128);
+    }
+
+    /// Found with the fuzz target `config` once `Metrics::set_inventory` no longer panicked on the
+    /// same input: IPv6 pools beyond 2^128 addresses together overflowed the skipped count.
+    #[test]
+    fn skipped_pool_addresses_saturate() {
+        let huge = build(&[], &["::/1", "8000::/1", "4000::/2"], &[], &[]);
+        let mut p = Prober::new(cfg(), 3);
+        p.set_targets(&huge, Timestamp(0));
+        assert_eq!(p.skipped_pool_addresses(), u128::MAX);
     }
 
     #[test]

@@ -111,7 +111,10 @@ impl FromStr for IpRange {
             }
             // Host bits are masked, as MetalLB does with `192.168.1.7/24`.
             let base = IpKey::from(addr).0;
-            let host_mask: u128 = if len == bits { 0 } else { (1u128 << (bits - len)) - 1 };
+            // Shifting ones down rather than a one up: an IPv6 /0 has 128 host bits, and a u128
+            // cannot be shifted by 128.
+            let host_bits = bits - len;
+            let host_mask: u128 = if host_bits == 0 { 0 } else { u128::MAX >> (128 - host_bits) };
             return Ok(IpRange { first: IpKey(base & !host_mask), last: IpKey(base | host_mask) });
         }
         if let Some((a, b)) = s.split_once('-') {
@@ -179,6 +182,17 @@ mod tests {
         assert_eq!(one.len(), 1);
         let all4: IpRange = "0.0.0.0/0".parse().unwrap();
         assert!(all4.contains(k("255.255.255.255")) && !all4.contains(k("::1")));
+    }
+
+    /// Found by the fuzz target `config` (`addresses: ["::/0"]`): the host mask shifted a u128 by
+    /// 128, a panic with overflow checks and a single address `::` without them.
+    #[test]
+    fn ipv6_slash_zero_is_every_address() {
+        let all6: IpRange = "::/0".parse().unwrap();
+        assert_eq!((all6.first, all6.last), (IpKey(0), IpKey(u128::MAX)));
+        assert_eq!(all6.len(), u128::MAX);
+        let half: IpRange = "8000::/1".parse().unwrap();
+        assert_eq!((half.first, half.last), (IpKey(1 << 127), IpKey(u128::MAX)));
     }
 
     #[test]
