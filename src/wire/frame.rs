@@ -10,6 +10,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::wire::decode::icmpv6_checksum;
 use crate::wire::mac::Mac;
 use crate::wire::observation::Vlans;
 
@@ -338,7 +339,7 @@ pub fn write_nd(buf: &mut [u8], spec: &NdSpec) -> Option<usize> {
         icmp[25] = 1; // length in units of 8 bytes
         icmp[26..32].copy_from_slice(&mac.0);
     }
-    let sum = icmpv6_checksum(&spec.src_ip, &spec.dst_ip, icmp);
+    let sum = icmpv6_checksum(&spec.src_ip.octets(), &spec.dst_ip.octets(), icmp);
     icmp[2..4].copy_from_slice(&sum.to_be_bytes());
 
     pad(buf, l2 + IPV6_HEADER + icmp_len, spec.vlans.as_slice().len())
@@ -368,30 +369,6 @@ fn pad(buf: &mut [u8], len: usize, tags: usize) -> Option<usize> {
     let total = len.max(MIN_FRAME + VLAN_TAG * tags);
     buf.get_mut(len..total)?.fill(0);
     Some(total)
-}
-
-/// The ICMPv6 checksum (RFC 4443 §2.3) of `icmp` (its checksum field zeroed) over the IPv6
-/// pseudo-header.
-fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, icmp: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u32::from(*last) << 8;
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(icmp.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(icmp);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
