@@ -530,8 +530,9 @@ impl Walker {
                     self.packet(iface, order.ts_at(h, 4), order.u32_at(h, 12) as usize, data, each)?;
                 }
                 3 => {
-                    // Simple packet: no interface field (always the first), no timestamp. The data
-                    // is padded; the original length says how much of it is the frame.
+                    // Simple packet: no interface field (always the first; a file that describes
+                    // none is read as Ethernet, as before), no timestamp. The data is padded; the
+                    // original length says how much of it is the frame.
                     let Some((h, data)) = body.split_first_chunk::<4>() else {
                         return Err(self.corrupt("a simple packet block without its length field"));
                     };
