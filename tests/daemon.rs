@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use support::daemon::*;
 use support::lan::{http_get, wait_for};
+use support::metrics::{conflicts, value};
 
 #[test]
 #[cfg_attr(qemu_user, ignore = "opens a capture ring (see .ci/arm64)")]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::daemon::*;
 use support::lan::{http_get, wait_for};
+use support::metrics::{conflicts, value};
 
 fn signal(env: &Env, sig: &str) {
     let pid = env.daemon.as_ref().expect("l2watch runs").pid().to_string();

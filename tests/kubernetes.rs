@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::kube_api::ApiServer;
-use support::kube_cluster::{fixture, l2status, node, value};
+use support::kube_cluster::{l2status, layer2_pool, node};
 use support::lan::{Host, Lan, Proc, http_get, poll_for, wait_for};
+use support::metrics::{conflicts, value};
 
 const MAC_A: &str = "02:4c:32:00:01:0a";
 const MAC_B: &str = "02:4c:32:00:01:0b";
@@ -62,18 +63,11 @@ impl Cluster {
             "dev",
             "mgmt0",
         ]);
-        for obj in [
-            node("node-a", "10.200.0.11"),
-            node("node-b", "10.200.0.12"),
-            service(VIP),
-            l2status("node-b"),
-            {
-                let mut p = fixture("03-ipaddresspool.yaml");
-                p["spec"]["addresses"] = json!(["10.78.0.96/28"]);
-                p
-            },
-            fixture("04b-l2advertisement-minimal.yaml"),
-        ] {
+        for obj in
+            [node("node-a", "10.200.0.11"), node("node-b", "10.200.0.12"), service(VIP), l2status("node-b")]
+                .into_iter()
+                .chain(layer2_pool("10.78.0.96/28"))
+        {
             api.apply(obj).expect("fixture object");
         }
         b.add_addr("eth0", &format!("{VIP}/32"));
@@ -146,10 +140,6 @@ fn metrics(at: SocketAddr) -> String {
         Ok((200, body)) => body,
         other => panic!("/metrics: {other:?}"),
     }
-}
-
-fn conflicts(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).collect()
 }
 
 #[test]

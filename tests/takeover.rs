@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use l2watch::wire::frame::{ArpSpec, write_arp};
 use support::lan::{Host, Lan, Proc, http_get, poll_for, wait_for};
+use support::metrics::total;
 
 const MAC_1: &str = "02:4c:32:00:01:01";
 const MAC_2: &str = "02:4c:32:00:01:02";
@@ -46,12 +47,7 @@ impl Env {
     fn wait_for_gratuitous(&self, n: f64) {
         wait_for(Duration::from_secs(5), "l2watch to count the announcement", || {
             let (_, m) = http_get(self.scrape, "/metrics").ok()?;
-            let seen: f64 = m
-                .lines()
-                .filter(|l| l.starts_with("l2watch_frames_total{") && l.contains("kind=\"gratuitous\""))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum();
-            (seen >= n).then_some(())
+            (total(&m, "l2watch_frames_total", &[("kind", "gratuitous")]) >= n).then_some(())
         });
     }
 
@@ -121,10 +117,6 @@ fn a_handover_is_a_move_not_a_conflict() {
     assert!(!kinds.iter().any(|k| k == "multiple_responders"), "{kinds:?}\n{}", env.daemon.logs());
     // The probe went out and was answered by the new holder alone.
     let (_, metrics) = http_get(env.scrape, "/metrics").expect("GET /metrics");
-    let probes: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("l2watch_probes_sent_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let probes = total(&metrics, "l2watch_probes_sent_total", &[]);
     assert!(probes >= 1.0, "no confirmation probe was sent:\n{metrics}");
 }

@@ -7,6 +7,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::lan::{Host, Lan, Proc, http_get, wait_for};
+use super::metrics::value;
 
 pub const MAC_A: &str = "02:4c:32:00:00:0a";
 pub const MAC_B: &str = "02:4c:32:00:00:0b";
@@ -144,21 +145,6 @@ impl Env {
 /// The value of the series of `name` whose labels include every `label="value"` pair given.
 pub fn p_logs_contain(env: &Env, what: &str) -> bool {
     env.daemon.as_ref().is_some_and(|p| p.logs().contains(what))
-}
-
-pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, v) = l.rsplit_once(' ')?;
-        let rest = series.strip_prefix(name)?;
-        if !(rest.is_empty() || rest.starts_with('{')) {
-            return None;
-        }
-        labels.iter().all(|(k, val)| rest.contains(&format!("{k}=\"{val}\""))).then(|| v.parse().ok())?
-    })
-}
-
-pub fn conflicts(text: &str) -> Vec<&str> {
-    text.lines().filter(|l| l.starts_with("l2watch_conflict_active{")).collect()
 }
 
 pub fn kinds(findings: &serde_json::Value) -> Vec<(String, String, String)> {

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::kube_api::{ApiServer, parse_yaml_documents};
 use super::lan::{Host, Lan, Proc, http_get, poll_for, wait_for};
+use super::metrics::value;
 
 pub const MAC_A: &str = "02:4c:32:00:02:0a";
 pub const MAC_FOREIGN: &str = "02:4c:32:00:02:f0";
@@ -68,6 +69,13 @@ pub fn service(name: &str, ip: &str) -> Value {
     s
 }
 
+/// The fixture IPAddressPool holding `addresses`, and the fixture L2Advertisement announcing it.
+pub fn layer2_pool(addresses: &str) -> [Value; 2] {
+    let mut pool = fixture("03-ipaddresspool.yaml");
+    pool["spec"]["addresses"] = json!([addresses]);
+    [pool, fixture("04b-l2advertisement-minimal.yaml")]
+}
+
 /// The fixture ServiceL2Status (MetalLB >= 0.14.6 layout) for `web/nginx`, naming `node`.
 pub fn l2status(node: &str) -> Value {
     let mut s = fixture("01-servicel2status.yaml");
@@ -110,17 +118,10 @@ impl KubeLan {
         let far = lan.mgmt(&node);
         let near = Ipv4Addr::from(u32::from(far) - 1);
         let api = ApiServer::start_on(IpAddr::V4(near)).expect("test API server");
-        for obj in [
-            node_a(),
-            service("nginx", VIP),
-            l2status("node-a"),
-            {
-                let mut p = fixture("03-ipaddresspool.yaml");
-                p["spec"]["addresses"] = json!(["10.79.0.96/28"]);
-                p
-            },
-            fixture("04b-l2advertisement-minimal.yaml"),
-        ] {
+        for obj in [node_a(), service("nginx", VIP), l2status("node-a")]
+            .into_iter()
+            .chain(layer2_pool("10.79.0.96/28"))
+        {
             api.apply(obj).expect("fixture object");
         }
         // As MetalLB's speaker on the announcing node does.
@@ -321,12 +322,4 @@ impl KubeLan {
 
 fn node_a() -> Value {
     node("node-a", "10.200.0.11")
-}
-
-/// The value of the series `name` whose labels include all of `labels`.
-pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' '])).find_map(|l| {
-        let all = labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")));
-        all.then(|| l.rsplit(' ').next()?.parse().ok()).flatten()
-    })
 }

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod kube_api;
 pub mod kube_cluster;
 pub mod lan;
+pub mod metrics;
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
