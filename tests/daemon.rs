@@ -295,7 +295,11 @@ fn a_flood_of_random_squatters_stays_within_every_cap() {
     let rss = value(&m, "process_resident_memory_bytes", &[]).unwrap();
     let mib = |b: f64| b / 1048576.0;
     assert!(rss - idle < 16.0 * 1048576.0, "RSS grew from {:.1} to {:.1} MiB", mib(idle), mib(rss));
-    let f = env.findings();
+    // `/findings` is rendered once a second, so it may still be a render behind the counters.
+    let f = wait_for(Duration::from_secs(3), "every flood frame in /findings", || {
+        let f = env.findings();
+        (f["frames"]["total"].as_u64() >= Some(N)).then_some(f)
+    });
     assert!(f["findings"].as_array().unwrap().len() <= 256);
     assert!(f["summary"]["evicted"].as_u64().unwrap() >= N - 256, "{} {}", f["summary"], f["frames"]);
     // Conflicts are logged, but at most ten lines a second; the rest are summed up (once a second).
