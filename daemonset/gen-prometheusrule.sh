@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes daemonset/prometheusrule.yaml, the Prometheus Operator's PrometheusRule, from the one source of
+# Writes daemonset/base/prometheusrule.yaml, the Prometheus Operator's PrometheusRule, from the one source of
 # the alerts, deploy/alerts/l2watch.rules.yml: its `groups:` go under `spec:` as they are, every line
 # indented by two spaces (block scalars and comments keep their meaning; nothing is parsed or re-typed).
 # `--check` writes nothing and fails when the committed file differs from what it would write.
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rules=deploy/alerts/l2watch.rules.yml
-out=daemonset/prometheusrule.yaml
+out=daemonset/base/prometheusrule.yaml
 
 # The wrapping is only sound when `groups:` is the file's one top-level key and one document.
 top=$(grep -E '^[^#[:space:]]' "$rules" || true)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures what the DaemonSet's requests and limits are based on: l2watch's resident memory and CPU,
-# run with daemonset/config.yaml on a LAN of two network namespaces (a veth pair), idle and under a
+# run with daemonset/base/config.yaml on a LAN of two network namespaces (a veth pair), idle and under a
 # flood of random ARP squatters (every frame a new address and MAC, the worst case for its tables).
 # Prints RSS (now and peak, from /proc) and CPU time per phase.
 #
@@ -44,7 +44,7 @@ done
 ip -n "$node" route add default via 10.0.0.2
 
 # The DaemonSet's command line, minus the API: --inventory none tracks every address (the most state).
-ip netns exec "$node" "$bin" run --config daemonset/config.yaml --inventory none \
+ip netns exec "$node" "$bin" run --config daemonset/base/config.yaml --inventory none \
   --state "$work/state.json" --listen 127.0.0.1:9787 2>"$work/log" &
 pid=$!
 
