@@ -81,7 +81,8 @@ def main():
             print(f"{path}: no objects", file=sys.stderr)
             errors += 1
         for doc in docs:
-            name = f"{path}: {doc.get('kind')} {doc.get('metadata', {}).get('namespace', '')}/{doc.get('metadata', {}).get('name')}"
+            meta = doc.get("metadata", {})
+            name = f"{path}: {doc.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}"
             key = (doc.get("apiVersion"), doc.get("kind"))
             checked += 1
             if key in schemas:
@@ -94,7 +95,10 @@ def main():
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.SchemaNotFoundError:
-                print(f"{name}: {key[0]} {key[1]} is neither built into Kubernetes {version} nor a CRD in {crd_dir}", file=sys.stderr)
+                print(
+                    f"{name}: {key[0]} {key[1]} is neither built into Kubernetes {version} nor a CRD in {crd_dir}",
+                    file=sys.stderr,
+                )
                 errors += 1
             except kubernetes_validate.ValidationError as e:
                 where = "/".join(str(p) for p in e.path) or "(top)"
