@@ -5,9 +5,12 @@
 # expr in every target, only metrics that l2watch exports, only defined variables.
 #
 # Usage: dashboards/check.sh [DASHBOARD.json...]   (default: every dashboards/*.json)
+#        dashboards/check.sh --self-test            breaks dashboards/l2watch.json in 22 ways (wrong field
+#                                                   types, unknown fields, missing ones, hard-coded UIDs...)
+#                                                   and fails unless the check rejects every one
 #
 # Needs node and npm (Debian's nodejs and npm), and the npm registry for `npm ci` (versions pinned in
-# check/package-lock.json). Exits non-zero on the first failing dashboard.
+# check/package-lock.json). Checks every dashboard given; exits non-zero if any fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +28,64 @@ npm ci --no-audit --no-fund --loglevel=error
 # The wrapper lives under check/ so that it resolves check/node_modules; removed however we exit.
 gen="$(mktemp -d "$here/check/.gen.XXXXXX")"
 trap 'rm -rf "$gen"' EXIT
+
+tsconfig() { # $1: directory, rest: files to compile
+  local dir="$1"
+  shift
+  local files
+  files="$(printf '"%s",' "$@")"
+  cat > "$dir/tsconfig.json" <<JSON
+{
+  "compilerOptions": {
+    "strict": true,
+    "noEmit": true,
+    "target": "es2022",
+    "module": "esnext",
+    "moduleResolution": "bundler",
+    "types": []
+  },
+  "files": [${files%,}]
+}
+JSON
+}
+
+if [ "${1:-}" = "--self-test" ]; then
+  # One tsc run over every broken copy: each must have an error of its own, the intact one none.
+  node self-test.mjs "$here/l2watch.json" "$gen" > "$gen/cases"
+  mapfile -t ts_files < <(cd "$gen" && ls ./*.ts)
+  tsconfig "$gen" "${ts_files[@]}"
+  npx --no-install tsc -p "$gen/tsconfig.json" --pretty false > "$gen/tsc.out" || true
+  # A syntax error in one file hides the type errors of all: then nothing below would be meaningful.
+  # (TS1xxx are parser errors, except TS1360, "does not satisfy the expected type".)
+  if grep 'error TS1[0-9][0-9][0-9]:' "$gen/tsc.out" | grep -qv 'error TS1360:'; then
+    echo "self-test: syntax errors in the generated wrappers:" >&2
+    cat "$gen/tsc.out" >&2
+    exit 1
+  fi
+  failed=0
+  if grep -q '/intact\.ts(' "$gen/tsc.out" || ! node lint.mjs "$gen/intact.json" "$root/src/export/metrics.rs" > /dev/null; then
+    echo "self-test: the intact dashboard fails the check:" >&2
+    cat "$gen/tsc.out" >&2
+    failed=1
+  fi
+  while read -r name checker; do
+    if [ "$checker" = none ]; then
+      continue
+    elif [ "$checker" = tsc ]; then
+      first="$(grep -m1 "/$name\.ts(" "$gen/tsc.out" | sed 's/^[^:]*: //' | cut -c1-110 || true)"
+    else
+      first="$(node lint.mjs "$gen/$name.json" "$root/src/export/metrics.rs" 2>&1 >/dev/null | sed -n 2p | sed 's/^ *//' | cut -c1-110 || true)"
+    fi
+    if [ -n "$first" ]; then
+      printf 'rejected %-40s %-4s %s\n' "$name" "$checker" "$first"
+    else
+      printf 'ACCEPTED %-40s %-4s (the check did not catch it)\n' "$name" "$checker" >&2
+      failed=1
+    fi
+  done < "$gen/cases"
+  [ "$failed" -eq 0 ] && echo "dashboards/check.sh --self-test: every broken copy rejected"
+  exit "$failed"
+fi
 
 status=0
 shopt -s nullglob
@@ -52,20 +113,7 @@ for dashboard in "${dashboards[@]}"; do
       "",
     ].join("\n"));
   ' "$dashboard" "$gen/$name.ts"
-  cat > "$gen/tsconfig.json" <<JSON
-{
-  "compilerOptions": {
-    "strict": true,
-    "noEmit": true,
-    "target": "es2022",
-    "module": "esnext",
-    "moduleResolution": "bundler",
-    "exactOptionalPropertyTypes": false,
-    "types": []
-  },
-  "files": ["$name.ts"]
-}
-JSON
+  tsconfig "$gen" "$name.ts"
   if ! npx --no-install tsc -p "$gen/tsconfig.json" --pretty false; then
     echo "dashboards/check.sh: $dashboard does not match Grafana's dashboard schema (@grafana/schema; errors above, line numbers are in the generated $name.ts, which is the JSON re-indented)" >&2
     status=1
