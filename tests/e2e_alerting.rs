@@ -170,7 +170,9 @@ fn dashboard_queries_run(api: &Api) {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = target["expr"].as_str().unwrap_or_else(|| panic!("{title}: a target without expr"));
             queries += 1;
-            series.extend(api.query(&substitute(expr)));
+            let expr = substitute(expr);
+            let result = api.try_query(&expr);
+            series.extend(result.unwrap_or_else(|e| panic!("panel {kind} {title:?}, query:\n{expr}\n{e}")));
         }
         if must_show.contains(&(kind, title)) {
             assert!(!series.is_empty(), "panel {kind} {title:?} shows nothing while the conflict is active");
@@ -358,19 +360,29 @@ struct Api(SocketAddr);
 
 impl Api {
     fn get(&self, path: &str) -> Value {
-        let (status, body) = http_get(self.0, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"));
-        assert!(status == 200 && v["status"] == "success", "GET {path}: {status} {body}");
-        v
+        self.try_get(path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_get(&self, path: &str) -> Result<Value, String> {
+        let (status, body) = http_get(self.0, path).map_err(|e| format!("GET {path}: {e}"))?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}"))?;
+        if status != 200 || v["status"] != "success" {
+            return Err(format!("GET {path}: {status} {body}"));
+        }
+        Ok(v)
     }
 
     /// An instant query's result (vector, or a scalar as one element).
     fn query(&self, expr: &str) -> Vec<Value> {
-        let v = self.get(&format!("/api/v1/query?query={}", encode(expr)));
-        match &v["data"]["result"] {
+        self.try_query(expr).unwrap_or_else(|e| panic!("{expr}\n{e}"))
+    }
+
+    fn try_query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let v = self.try_get(&format!("/api/v1/query?query={}", encode(expr)))?;
+        Ok(match &v["data"]["result"] {
             Value::Array(series) => series.clone(),
             other => vec![other.clone()],
-        }
+        })
     }
 
     fn label_values(&self, label: &str, selector: &str) -> Vec<Value> {
