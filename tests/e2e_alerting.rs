@@ -115,6 +115,17 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
     // stale, and the alert resolves.
     env.foreign.del_addr("eth0", &format!("{VIP}/32"));
     webhook.wait_for_alert(Duration::from_secs(30), "resolved", &want, &prom, &am);
+    let names: std::collections::BTreeSet<String> = webhook
+        .posts()
+        .iter()
+        .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
+        .collect();
+    // The device and node-b both answer, so split brain may fire too; anything else (a daemon alert such
+    // as L2watchMetricLabelsRenamed) would be a rule misfiring on a healthy scrape.
+    let expected = ["L2watchForeignMAC", "L2watchSplitBrain"];
+    assert!(names.iter().all(|n| expected.contains(&n.as_str())), "unexpected alerts: {names:?}");
+    eprintln!("e2e alerting: alerts seen at the webhook: {names:?}");
     eprintln!(
         "e2e alerting: firing after {:.1} s, resolved after {:.1} s ({} webhook posts)",
         fired_after.as_secs_f64(),
