@@ -23,7 +23,7 @@ for tool in node npm; do
 done
 
 cd "$here/check"
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --prefer-offline --no-audit --no-fund --loglevel=error
 
 # The wrapper lives under check/ so that it resolves check/node_modules; removed however we exit.
 gen="$(mktemp -d "$here/check/.gen.XXXXXX")"

@@ -151,7 +151,7 @@ fn dashboard_queries_run(api: &Api) {
 
     // Variables: label_values(SELECTOR, LABEL) is what Grafana asks /api/v1/label/LABEL/values.
     for var in dashboard["templating"]["list"].as_array().expect("templating.list") {
-        let Some(query) = var["query"]["query"].as_str() else { continue };
+        let Some(query) = var["query"].as_str().filter(|_| var["type"] == "query") else { continue };
         let inner = query.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')'));
         let (selector, label) = inner.and_then(|q| q.rsplit_once(',')).unwrap_or_else(|| panic!("{query}"));
         let values = api.label_values(label.trim(), &substitute(selector));

@@ -84,7 +84,9 @@ type L2watchRow = Omit<Json<RowPanel>, 'panels' | 'id' | 'gridPos'> & {
 type L2watchVariable = Omit<Json<VariableModel>, 'datasource' | 'type'> &
   (
     | { type: 'datasource'; query: 'prometheus'; datasource?: never }
-    | { type: 'query'; datasource: PromRef; definition: string; query: { qryType: number; query: string; refId: string } }
+    // A classic `label_values(selector, label)` string: every Grafana since 7 reads it (the newer
+    // editor object differs between versions).
+    | { type: 'query'; datasource: PromRef; definition: string; query: `label_values(${string})` }
   );
 
 export type L2watchDashboard = Omit<Json<Dashboard>, 'panels' | 'templating' | 'uid' | 'title' | 'schemaVersion'> & {

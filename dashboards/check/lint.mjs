@@ -90,7 +90,7 @@ for (const [i, p] of panels.entries()) {
   }
 }
 for (const v of d.templating?.list ?? []) {
-  if (v.type === 'query') checkExpr(typeof v.query === 'string' ? v.query : v.query?.query ?? '', `variable ${v.name}`);
+  if (v.type === 'query') checkExpr(String(v.query), `variable ${v.name}`);
 }
 
 if (problems.length) {
