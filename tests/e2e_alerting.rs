@@ -57,8 +57,8 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
         prom_port,
     );
     let api = Api(prom.addr);
-    wait_for(Duration::from_secs(15), "Prometheus to scrape l2watch (up == 1)", || {
-        let r = api.query("up{job=\"l2watch-e2e\", node=\"node-a\"} == 1");
+    wait_for(Duration::from_secs(15), "Prometheus to scrape l2watch as node-a and node-b", || {
+        let r = api.query("count(up{job=\"l2watch-e2e\"} == 1) == 2");
         (!r.is_empty()).then_some(())
     });
 
@@ -88,10 +88,7 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
         "{firing:#}"
     );
     let description = annotations["description"].as_str().unwrap_or_default();
-    assert!(
-        description.contains("Reported by 1 l2watch pod(s):") && description.contains("node-a"),
-        "{firing:#}"
-    );
+    assert!(description.contains("Reported by 2 l2watch pod(s): node-a, node-b."), "{firing:#}");
     let fired_after = started.elapsed();
 
     dashboard_queries_run(&api);
@@ -121,6 +118,15 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
         .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
         .collect();
+    // One alert for the finding, not one per node that reports it.
+    let label_sets: std::collections::BTreeSet<String> = webhook
+        .posts()
+        .iter()
+        .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == "L2watchForeignMAC")
+        .map(|a| a["labels"].to_string())
+        .collect();
+    assert_eq!(label_sets.len(), 1, "L2watchForeignMAC with several label sets: {label_sets:#?}");
     // The device and node-b both answer, so split brain may fire too; anything else (a daemon alert such
     // as L2watchMetricLabelsRenamed) would be a rule misfiring on a healthy scrape.
     let expected = ["L2watchForeignMAC", "L2watchSplitBrain"];
@@ -135,7 +141,7 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
 }
 
 /// Runs every expression of dashboards/l2watch.json, its template variables replaced by what a user
-/// viewing node-a and Service web/nginx would pick.
+/// viewing all nodes and Service web/nginx would pick.
 fn dashboard_queries_run(api: &Api) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/l2watch.json");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -144,7 +150,8 @@ fn dashboard_queries_run(api: &Api) {
         expr.replace("$__rate_interval", RATE_INTERVAL)
             .replace("$__interval", "5s")
             .replace("$__range", "5m")
-            .replace("$node", "node-a")
+            // "All", the default: the variables' allValue.
+            .replace("$node", ".*")
             .replace("$namespace", "web")
             .replace("$service", "nginx")
     };
@@ -198,13 +205,23 @@ fn dashboard_queries_run(api: &Api) {
     assert!(stat >= 1.0, "Active conflicts stat shows {stat}");
     // The table's rows are findings, one per kind, IP and MAC, with the vendor joined in.
     let rows = find("table", "Active conflicts");
-    let foreign =
-        rows.iter().find(|s| s["metric"]["kind"] == "foreign_mac" && s["metric"]["mac"] == MAC_FOREIGN);
-    let foreign = foreign.unwrap_or_else(|| panic!("no foreign_mac row: {rows:#?}"));
+    let foreign: Vec<_> = rows
+        .iter()
+        .filter(|s| s["metric"]["kind"] == "foreign_mac" && s["metric"]["mac"] == MAC_FOREIGN)
+        .collect();
+    assert_eq!(foreign.len(), 1, "want one foreign_mac row for both nodes: {rows:#?}");
+    let foreign = foreign[0];
+    assert_eq!(foreign["value"][1], "2", "reported by both nodes: {foreign:#}");
     assert_eq!(foreign["metric"]["vendor"], "locally administered", "{foreign:#}");
     assert_eq!(foreign["metric"]["service"], "nginx", "{foreign:#}");
     assert!(foreign["metric"].get("node").is_none(), "one row per finding, not per node: {foreign:#}");
+    let pods = find("stat", "l2watch pods scraped")[0]["value"][1].clone();
+    assert_eq!(pods, "2", "l2watch pods scraped");
     let assignments = find("table", "LoadBalancer IP assignments");
+    assert!(
+        assignments.iter().all(|s| s["metric"].get("node").is_none()),
+        "one row per Service: {assignments:#?}"
+    );
     assert!(
         assignments.iter().any(|s| s["metric"]["ip"] == VIP
             && s["metric"]["namespace"] == "web"
@@ -284,6 +301,8 @@ fn prometheus_args(dir: &Path, port: u16, am_port: u16, scrape: SocketAddr) -> V
     let rules_copy = dir.join("l2watch.rules.yml");
     fs::write(&rules_copy, test_rules).unwrap();
     // As the README asks a scrape to be: honor_labels, a `node` label, a job name containing "l2watch".
+    // The one l2watch is scraped twice, as node-a and node-b: two nodes that see the same LAN, which is
+    // what the rules and the dashboard's tables aggregate (one alert and one row per finding, not per node).
     let config = dir.join("prometheus.yml");
     let yaml = format!(
         "global:
@@ -302,6 +321,9 @@ scrape_configs:
       - targets: ['{scrape}']
         labels:
           node: node-a
+      - targets: ['{scrape}']
+        labels:
+          node: node-b
 ",
         rules_copy.display()
     );
