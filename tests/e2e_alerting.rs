@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -112,17 +113,10 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
     // stale, and the alert resolves.
     env.foreign.del_addr("eth0", &format!("{VIP}/32"));
     webhook.wait_for_alert(Duration::from_secs(30), "resolved", &want, &prom, &am);
-    let names: std::collections::BTreeSet<String> = webhook
-        .posts()
-        .iter()
-        .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_owned))
-        .collect();
+    let alerts = webhook.alerts();
     // One alert for the finding, not one per node that reports it.
-    let label_sets: std::collections::BTreeSet<String> = webhook
-        .posts()
+    let label_sets: BTreeSet<String> = alerts
         .iter()
-        .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
         .filter(|a| a["labels"]["alertname"] == "L2watchForeignMAC")
         .map(|a| a["labels"].to_string())
         .collect();
@@ -130,10 +124,12 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
     // The device and node-b both answer, so split brain may fire too; anything else (a daemon alert such
     // as L2watchMetricLabelsRenamed) would be a rule misfiring on a healthy scrape.
     let expected = ["L2watchForeignMAC", "L2watchSplitBrain"];
-    assert!(names.iter().all(|n| expected.contains(&n.as_str())), "unexpected alerts: {names:?}");
+    let names: BTreeSet<&str> = alerts.iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
+    assert!(names.iter().all(|n| expected.contains(n)), "unexpected alerts: {names:?}");
     eprintln!("e2e alerting: alerts seen at the webhook: {names:?}");
     eprintln!(
-        "e2e alerting: firing after {:.1} s, resolved after {:.1} s ({} webhook posts)",
+        "e2e alerting: from the start (LAN, l2watch, Prometheus, Alertmanager): firing after {:.1} s, \
+         resolved after {:.1} s ({} webhook posts)",
         fired_after.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         webhook.posts().len()
@@ -469,6 +465,11 @@ impl Webhook {
         self.posts.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Every alert of every notification so far.
+    fn alerts(&self) -> Vec<Value> {
+        self.posts().iter().flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default()).collect()
+    }
+
     /// An alert with `status` whose labels are exactly `want` (no more, no fewer) in any notification so far.
     fn find_alert(&self, status: &str, want: &[(&str, &str)]) -> Option<Value> {
         let matches = |alert: &Value| {
@@ -479,7 +480,7 @@ impl Webhook {
                         && want.iter().all(|(k, v)| l.get(*k).and_then(Value::as_str) == Some(*v))
                 })
         };
-        self.posts().iter().flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default()).find(matches)
+        self.alerts().into_iter().find(matches)
     }
 
     /// Waits for [`Webhook::find_alert`] to find one; returns it. On timeout, panics with every
