@@ -21,13 +21,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::daemon::{MAC_FOREIGN, VIP, config, setup_yaml};
+use support::daemon::{MAC_FOREIGN, VIP, config, setup_files, turn};
 use support::lan::{http_get, poll_for, wait_for};
 
 /// What the shortened rules wait (`for:`), and how long a finding outlives its last frame
 /// (`detect.hold`): seconds instead of the minutes the real ones take.
 const FOR: &str = "5s";
 const HOLD: &str = "5s";
+/// Where the IP registry says web/nginx should be (it is on [`VIP`]).
+const REGISTERED: &str = "10.77.0.101";
 /// `$__rate_interval` of the dashboard's queries: several 1 s scrapes.
 const RATE_INTERVAL: &str = "15s";
 
@@ -38,7 +40,10 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
     let alertmanager = require_tool("prometheus-alertmanager", "apt-get install -y prometheus-alertmanager");
     let started = Instant::now();
 
-    let env = setup_yaml(format!("{}detect:\n  hold: {HOLD}\n", config(Some("node-b"), "")), &[]);
+    // The registry expects web/nginx on another address: IP drift, for the dashboard's drift panels.
+    let yaml = format!("registry: registry.yaml\n{}detect:\n  hold: {HOLD}\n", config(Some("node-b"), ""));
+    let env =
+        setup_files(yaml, &[("registry.yaml", &format!("web/nginx: {REGISTERED}\n"))], &[], turn(false));
     let dir = env.dir.path();
     let webhook = Webhook::start();
     let am_port = free_port();
@@ -121,9 +126,10 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
         .map(|a| a["labels"].to_string())
         .collect();
     assert_eq!(label_sets.len(), 1, "L2watchForeignMAC with several label sets: {label_sets:#?}");
-    // The device and node-b both answer, so split brain may fire too; anything else (a daemon alert such
-    // as L2watchMetricLabelsRenamed) would be a rule misfiring on a healthy scrape.
-    let expected = ["L2watchForeignMAC", "L2watchSplitBrain"];
+    // The device and node-b both answer, so split brain may fire too, and the drift the registry makes;
+    // anything else (a daemon alert such as L2watchMetricLabelsRenamed) would be a rule misfiring on a
+    // healthy scrape.
+    let expected = ["L2watchForeignMAC", "L2watchSplitBrain", "L2watchServiceIPDrift"];
     let names: BTreeSet<&str> = alerts.iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
     assert!(names.iter().all(|n| expected.contains(n)), "unexpected alerts: {names:?}");
     eprintln!("e2e alerting: alerts seen at the webhook: {names:?}");
@@ -172,6 +178,8 @@ fn dashboard_queries_run(api: &Api) {
         ("timeseries", "Foreign-MAC replies"),
         ("timeseries", "Responders per IP"),
         ("table", "LoadBalancer IP assignments"),
+        ("stat", "Services with IP drift"),
+        ("table", "IP drift and ignored annotations"),
         ("timeseries", "Frames per second, per node"),
         ("timeseries", "Probe round-trip time"),
     ];
@@ -217,6 +225,14 @@ fn dashboard_queries_run(api: &Api) {
     assert!(
         assignments.iter().all(|s| s["metric"].get("node").is_none()),
         "one row per Service: {assignments:#?}"
+    );
+    // The drift query's row joins the Service's row: same namespace, service and IP (its actual IP).
+    assert!(
+        assignments.iter().any(|s| s["metric"]["ip"] == VIP
+            && s["metric"]["service"] == "nginx"
+            && s["metric"]["expected_ip"] == REGISTERED
+            && s["metric"]["source"] == "registry"),
+        "{assignments:#?}"
     );
     assert!(
         assignments.iter().any(|s| s["metric"]["ip"] == VIP
