@@ -5,12 +5,14 @@
 #   - it captures (l2watch_frames_total grows) and serves /metrics;
 #   - a foreign device taking the Service IP is l2watch_conflict_active{kind="foreign_mac"} 1;
 #   - `podman stop` (SIGTERM to PID 1) ends it with status 0 within 2 s;
-#   - without NET_RAW it exits non-zero, saying CAP_NET_RAW in its log.
+#   - without NET_RAW it exits non-zero, saying CAP_NET_RAW in its log;
+#   - the linux/arm64 image's binary is aarch64 and runs (under qemu-user), with the crate's version.
 #
 #   image/test.sh [ARCHIVE]          default target/image/l2watch.oci.tar
 #
-# Needs root and (Debian) podman runc skopeo iproute2 iputils-arping python3. Podman's storage (vfs)
-# and config live in a temporary directory removed at the end, as are the namespaces and containers.
+# Needs root and (Debian) podman runc skopeo iproute2 iputils-arping python3 file qemu-user-static.
+# Podman's storage (vfs) and config live in a temporary directory removed at the end, as are the
+# namespaces and containers.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,11 +25,12 @@ fail() {
 }
 
 missing=()
-for tool in podman runc skopeo ip arping python3; do
+for tool in podman runc skopeo ip arping python3 file qemu-aarch64-static; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  fail "missing ${missing[*]}: apt-get install -y podman runc skopeo iproute2 iputils-arping python3"
+  fail "missing ${missing[*]}: apt-get install -y podman runc skopeo iproute2 iputils-arping python3 file" \
+    "qemu-user-static"
 fi
 [ "$(id -u)" = 0 ] || fail "run it as root (network namespaces, podman with runc)"
 [ -f "$archive" ] || fail "no image archive at $archive: run image/build.sh first"
@@ -145,9 +148,9 @@ metric() { # metrics-text, name, label="value"...
 }
 logs() { podman logs "$1" 2>&1; }
 # Polls `$@` every 100 ms for up to $1 seconds.
-wait_for() { # seconds, what, command...
-  local until=$((SECONDS + $1)) what=$2
-  shift 2
+wait_for() { # seconds, command...
+  local until=$((SECONDS + $1))
+  shift
   until "$@"; do
     [ "$SECONDS" -lt "$until" ] || return 1
     sleep 0.1
@@ -157,11 +160,18 @@ wait_for() { # seconds, what, command...
 podman run -d --name "$name" "${run_flags[@]}" --cap-add NET_RAW "$image" "${daemon_args[@]}" >/dev/null
 ready() { get /readyz >/dev/null 2>&1; }
 running() { [ "$(podman inspect --format '{{.State.Running}}' "$name")" = true ]; }
-if ! wait_for 10 "/readyz" ready; then
+if ! wait_for 10 ready; then
   running || fail "l2watch exited: $(logs "$name")"
   fail "/readyz did not answer 200 within 10 s: $(logs "$name")"
 fi
-echo "== l2watch ready (container $name, UID 0, NET_RAW only, read-only root)"
+# What the kernel gives PID 1: UID 0, only CAP_NET_RAW (bit 13) effective and bounding, no_new_privs.
+pid=$(podman inspect --format '{{.State.Pid}}' "$name")
+status_of() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
+[ "$(status_of Uid)" = 0 ] || fail "runs as UID $(status_of Uid), expected 0"
+[ "$(status_of CapEff)" = 0000000000002000 ] || fail "effective capabilities $(status_of CapEff), expected NET_RAW only"
+[ "$(status_of CapBnd)" = 0000000000002000 ] || fail "bounding capabilities $(status_of CapBnd), expected NET_RAW only"
+[ "$(status_of NoNewPrivs)" = 1 ] || fail "no_new_privs is not set"
+echo "== l2watch ready (container $name: UID 0, CapEff NET_RAW only, no_new_privs, read-only root)"
 
 m=$(get /metrics)
 [ "$(metric "$m" l2watch_capture_up 'interface="eth0"')" = 1 ] || fail "capture not up on eth0:
@@ -178,7 +188,7 @@ found() {
   [ "$(metric "$m" l2watch_conflict_active 'kind="foreign_mac"' "ip=\"$vip\"" "mac=\"$mac_foreign\"")" = 1 ]
 }
 # The gratuitous ARP finds it at once; a probe round would within one interval (2 s + 10%).
-wait_for 5 "foreign_mac" found || fail "no l2watch_conflict_active{kind=\"foreign_mac\"} 1 within 5 s:
+wait_for 5 found || fail "no l2watch_conflict_active{kind=\"foreign_mac\"} 1 within 5 s:
 $m
 $(logs "$name")"
 frames_after=$(metric "$m" l2watch_frames_total)
@@ -203,4 +213,19 @@ status=$(timeout 10 podman wait "$name-nocap") || fail "still running after 10 s
 [ "$status" != 0 ] || fail "exit status 0 without NET_RAW: $(logs "$name-nocap")"
 logs "$name-nocap" | grep -q CAP_NET_RAW || fail "no CAP_NET_RAW in the log: $(logs "$name-nocap")"
 echo "== without NET_RAW: exit status $status, log: $(logs "$name-nocap" | grep CAP_NET_RAW | head -n1)"
+# The arm64 image cannot run here, but its binary can under qemu-user: it must start, the right version.
+skopeo copy --quiet --override-os linux --override-arch arm64 "oci-archive:$archive" "dir:$tmp/arm64"
+layer=$(python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert len(m["layers"]) == 1, m["layers"]
+print(m["layers"][0]["digest"].split(":")[1])
+' "$tmp/arm64/manifest.json")
+mkdir "$tmp/arm64/root"
+tar -xzf "$tmp/arm64/$layer" -C "$tmp/arm64/root"
+file -b "$tmp/arm64/root/l2watch" | grep -q "ARM aarch64" || fail "the arm64 image holds $(file -b "$tmp/arm64/root/l2watch")"
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+got=$(qemu-aarch64-static "$tmp/arm64/root/l2watch" --version) || fail "the arm64 binary does not run under qemu"
+[ "$got" = "l2watch $version" ] || fail "the arm64 binary says '$got', expected 'l2watch $version'"
+echo "== arm64 image: /l2watch runs under qemu-user: $got"
 echo "image/test.sh: PASS ($((SECONDS - start)) s)"
