@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the l2watch container image for linux/amd64 and linux/arm64 and writes both, as one multi-arch
-# OCI index, into one archive (default target/image/l2watch.oci.tar; never committed):
+# OCI index, into one archive (default target/oci/l2watch.oci.tar; never committed):
 #
 #   image/build.sh [OUT.tar [IMAGE]]        IMAGE defaults to ghcr.io/l2watch/l2watch:<Cargo version>
 #
@@ -12,7 +12,7 @@
 #
 # Needs (Debian): buildah skopeo ieee-data file gcc gcc-aarch64-linux-gnu python3, plus cargo and rustup
 # (the musl targets are added with `rustup target add` when missing). Runs as root. Buildah's storage
-# (vfs, chroot isolation) lives in target/image/buildah and is rebuilt each run; buildah still writes its
+# (vfs, chroot isolation) lives in target/oci/buildah and is rebuilt each run; buildah still writes its
 # blob cache under /var/lib/containers/cache, as any first call does.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
-out=${1:-target/image/l2watch.oci.tar}
+out=${1:-target/oci/l2watch.oci.tar}
 image=${2:-ghcr.io/l2watch/l2watch:$version}
 case $out in /*) ;; *) out=$root/$out ;; esac
 
@@ -69,7 +69,7 @@ echo "== cargo build --profile image ${target_args[*]}"
 cargo build --locked --profile image "${target_args[@]}"
 echo "== binaries built in $((SECONDS - start)) s"
 
-work=$root/target/image
+work=$root/target/oci
 ctx=$work/context
 rm -rf "$ctx"
 mkdir -p "$ctx/ieee-data" "$(dirname "$out")"

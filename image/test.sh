@@ -8,7 +8,7 @@
 #   - without NET_RAW it exits non-zero, saying CAP_NET_RAW in its log;
 #   - the linux/arm64 image's binary is aarch64 and runs (under qemu-user), with the crate's version.
 #
-#   image/test.sh [ARCHIVE]          default target/image/l2watch.oci.tar
+#   image/test.sh [ARCHIVE]          default target/oci/l2watch.oci.tar
 #
 # Needs root and (Debian) podman runc skopeo iproute2 iputils-arping python3 file qemu-user-static.
 # Podman's storage (vfs) and config live in a temporary directory removed at the end, as are the
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-archive=${1:-target/image/l2watch.oci.tar}
+archive=${1:-target/oci/l2watch.oci.tar}
 case $archive in /*) ;; *) archive=$PWD/$archive ;; esac
 
 fail() {
@@ -146,6 +146,7 @@ metric() { # metrics-text, name, label="value"...
   for l in "$@"; do lines=$(grep -F "$l" <<<"$lines" || true); done
   if [ -n "$lines" ]; then awk '{ s += $NF } END { print s }' <<<"$lines"; fi
 }
+# Into a variable before grep -q: with pipefail, a grep that stops early fails the pipe (SIGPIPE).
 logs() { podman logs "$1" 2>&1; }
 # Polls `$@` every 100 ms for up to $1 seconds.
 wait_for() { # seconds, command...
@@ -195,7 +196,7 @@ frames_after=$(metric "$m" l2watch_frames_total)
 awk -v a="${frames_after:-0}" -v b="$frames_before" 'BEGIN { exit !(a > b) }' ||
   fail "l2watch_frames_total did not grow ($frames_before -> ${frames_after:-none})"
 echo "== foreign_mac for $vip ($mac_foreign) on /metrics; frames $frames_before -> $frames_after"
-logs "$name" | grep -q foreign_mac || fail "no foreign_mac in the log: $(logs "$name")"
+grep -q foreign_mac <<<"$(logs "$name")" || fail "no foreign_mac in the log: $(logs "$name")"
 
 t0=$(date +%s%N)
 podman stop -t 10 "$name" >/dev/null
@@ -203,7 +204,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 status=$(podman inspect --format '{{.State.ExitCode}}' "$name")
 [ "$status" = 0 ] || fail "exit status $status after SIGTERM (137 means it was killed): $(logs "$name")"
 [ "$ms" -le 2000 ] || fail "podman stop took $ms ms (over 2 s)"
-logs "$name" | grep -q SIGTERM || fail "the log does not show SIGTERM: $(logs "$name")"
+grep -q SIGTERM <<<"$(logs "$name")" || fail "the log does not show SIGTERM: $(logs "$name")"
 [ -s "$tmp/state/state.json" ] || fail "no state file written on SIGTERM: $(logs "$name")"
 echo "== podman stop (SIGTERM): exit status 0 after $ms ms, state file written"
 
@@ -211,8 +212,8 @@ echo "== podman stop (SIGTERM): exit status 0 after $ms ms, state file written"
 podman run -d --name "$name-nocap" "${run_flags[@]}" "$image" "${daemon_args[@]}" >/dev/null
 status=$(timeout 10 podman wait "$name-nocap") || fail "still running after 10 s without NET_RAW"
 [ "$status" != 0 ] || fail "exit status 0 without NET_RAW: $(logs "$name-nocap")"
-logs "$name-nocap" | grep -q CAP_NET_RAW || fail "no CAP_NET_RAW in the log: $(logs "$name-nocap")"
-echo "== without NET_RAW: exit status $status, log: $(logs "$name-nocap" | grep CAP_NET_RAW | head -n1)"
+grep -q CAP_NET_RAW <<<"$(logs "$name-nocap")" || fail "no CAP_NET_RAW in the log: $(logs "$name-nocap")"
+echo "== without NET_RAW: exit status $status, log: $(grep -m1 CAP_NET_RAW <<<"$(logs "$name-nocap")")"
 # The arm64 image cannot run here, but its binary can under qemu-user: it must start, the right version.
 skopeo copy --quiet --override-os linux --override-arch arm64 "oci-archive:$archive" "dir:$tmp/arm64"
 layer=$(python3 -c '
@@ -223,7 +224,7 @@ print(m["layers"][0]["digest"].split(":")[1])
 ' "$tmp/arm64/manifest.json")
 mkdir "$tmp/arm64/root"
 tar -xzf "$tmp/arm64/$layer" -C "$tmp/arm64/root"
-file -b "$tmp/arm64/root/l2watch" | grep -q "ARM aarch64" || fail "the arm64 image holds $(file -b "$tmp/arm64/root/l2watch")"
+grep -q "ARM aarch64" <<<"$(file -b "$tmp/arm64/root/l2watch")" || fail "the arm64 image holds $(file -b "$tmp/arm64/root/l2watch")"
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 got=$(qemu-aarch64-static "$tmp/arm64/root/l2watch" --version) || fail "the arm64 binary does not run under qemu"
 [ "$got" = "l2watch $version" ] || fail "the arm64 binary says '$got', expected 'l2watch $version'"
