@@ -76,7 +76,7 @@ mkdir -p "$ctx/ieee-data" "$(dirname "$out")"
 cp "$ieee"/{oui,mam,oui36,iab}.csv "$ctx/ieee-data/"
 for p in "${platforms[@]}"; do
   IFS=: read -r triple arch machine <<<"$p"
-  bin=target/$triple/image/l2watch
+  bin=${CARGO_TARGET_DIR:-target}/$triple/image/l2watch
   desc=$(file -b "$bin")
   # musl binaries are static-pie; either form is one file that needs nothing from the image.
   case $desc in
