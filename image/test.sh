@@ -197,6 +197,10 @@ awk -v a="${frames_after:-0}" -v b="$frames_before" 'BEGIN { exit !(a > b) }' ||
   fail "l2watch_frames_total did not grow ($frames_before -> ${frames_after:-none})"
 echo "== foreign_mac for $vip ($mac_foreign) on /metrics; frames $frames_before -> $frames_after"
 grep -q foreign_mac <<<"$(logs "$name")" || fail "no foreign_mac in the log: $(logs "$name")"
+# The DaemonSet's memory limit is 128Mi: the musl build (its own allocator) must stay well inside it.
+hwm=$(status_of VmHWM)
+[ "${hwm:-999999}" -lt 131072 ] || fail "peak RSS ${hwm:-unknown} kB, over the DaemonSet's 128Mi limit"
+echo "== peak RSS (VmHWM) $hwm kB, RSS $(status_of VmRSS) kB"
 
 t0=$(date +%s%N)
 podman stop -t 10 "$name" >/dev/null
