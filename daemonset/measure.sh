@@ -70,18 +70,7 @@ sleep "$idle"
 c1=$(cpu); t1=$(date +%s.%N)
 report "idle ${idle}s" "$(echo "$c1 - $c0" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
 
-ip netns exec "$lan" python3 - eth0 "$frames" <<'EOF'
-import random, socket, struct, sys
-dev, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(7)
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((dev, 0))
-for _ in range(n):
-    mac = bytes([0x02]) + rnd.getrandbits(40).to_bytes(5, "big")
-    ip = bytes([10, 0]) + rnd.getrandbits(16).to_bytes(2, "big")
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + bytes(6) + ip
-    s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
-EOF
+ip netns exec "$lan" python3 bench/random-arp.py eth0 "$frames"
 c2=$(cpu); t2=$(date +%s.%N)
 report "flood of $frames frames" "$(echo "$c2 - $c1" | bc -l)" "$(echo "$t2 - $t1" | bc -l)"
 sleep 10

@@ -254,18 +254,7 @@ fn ipv6_service_addresses_are_probed_with_neighbour_solicitations() {
 }
 
 /// Sends `n` gratuitous ARPs from random MACs for random addresses of 10.0.0.0/16 out of `dev`.
-const RANDOM_FLOOD: &str = r#"
-import os, random, socket, struct, sys
-dev, n = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(7)
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((dev, 0))
-for _ in range(n):
-    mac = bytes([0x02]) + rnd.getrandbits(40).to_bytes(5, "big")
-    ip = bytes([10, 0]) + rnd.getrandbits(16).to_bytes(2, "big")
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + bytes(6) + ip
-    s.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
-"#;
+const RANDOM_FLOOD: &str = include_str!("../bench/random-arp.py");
 
 /// A flood of random squatters on a pool: findings, series and memory stay within their caps, and
 /// what is evicted is counted.
