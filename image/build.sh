@@ -108,7 +108,9 @@ start=$SECONDS
 for p in "${platforms[@]}"; do
   IFS=: read -r _ arch _ <<<"$p"
   echo "== buildah bud linux/$arch"
-  buildah bud --quiet --isolation chroot --platform "linux/$arch" --build-arg "TARGETARCH=$arch" \
+  # --timestamp 0: layer and config dates fixed, so the same sources give the same digests (without
+  # it two builds of one commit differ, and an operator cannot tell a rebuild from a change).
+  buildah bud --quiet --isolation chroot --timestamp 0 --platform "linux/$arch" --build-arg "TARGETARCH=$arch" \
     --build-arg "VERSION=$version" --manifest "$list" -f image/Dockerfile "$ctx"
 done
 rm -f "$out"
