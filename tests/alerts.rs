@@ -1,19 +1,13 @@
 //! The alert rules (deploy/alerts): promtool checks and unit-tests them, and every alert has a firing
 //! test, a silent check and a runbook section, with the labels and annotations the README promises.
 
+#[path = "support/repo.rs"]
+mod repo;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use repo::{read, require_tool, root, run_check};
 use serde::Deserialize;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[derive(Deserialize)]
 struct RuleFile {
@@ -101,19 +95,8 @@ fn github_anchor(heading: &str) -> String {
 fn promtool_checks_and_tests_the_rules() {
     // CI installs Debian's prometheus package for promtool; without it this test must fail, not skip,
     // or the rules would go unchecked without anyone noticing.
-    let version = Command::new("promtool").arg("--version").output();
-    assert!(
-        version.is_ok_and(|o| o.status.success()),
-        "promtool is missing: the alert rules cannot be checked. Install it (Debian: apt-get install prometheus)"
-    );
-    let out = Command::new("bash").arg(root().join("deploy/alerts/check.sh")).output().unwrap();
-    assert!(
-        out.status.success(),
-        "deploy/alerts/check.sh failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    require_tool("promtool", "apt-get install -y prometheus");
+    run_check("deploy/alerts/check.sh");
 }
 
 #[test]

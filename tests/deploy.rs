@@ -5,20 +5,16 @@
 //! l2watch's own loader and that the command line is l2watch's. `every_check_can_fail` breaks each
 //! promise once and expects the checks to say so. Needs kubectl (fails, saying so, without it).
 
+#[path = "support/repo.rs"]
+mod repo;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use clap::Parser as _;
+use repo::{read, root, run_check};
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// `kubectl kustomize DIR`, parsed: one JSON value per object.
 fn render(dir: &str) -> Vec<Value> {
@@ -387,14 +383,7 @@ fn scrape_problems(docs: &[Value], c: &Value, p: &mut Vec<String>) {
 
 #[test]
 fn check_sh_renders_and_validates_base_and_overlay() {
-    let out = Command::new("bash").arg(root().join("daemonset/check.sh")).output().unwrap();
-    assert!(
-        out.status.success(),
-        "daemonset/check.sh failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_check("daemonset/check.sh");
 }
 
 #[test]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::daemon::{MAC_FOREIGN, VIP, config, setup_files, turn};
 use support::lan::{http_get, poll_for, wait_for};
+use support::repo::{require_tool, root};
 
 /// What the shortened rules wait (`for:`), and how long a finding outlives its last frame
 /// (`detect.hold`): seconds instead of the minutes the real ones take.
@@ -145,7 +146,7 @@ fn foreign_mac_alert_reaches_a_webhook_and_resolves_and_every_dashboard_query_ru
 /// Runs every expression of dashboards/l2watch.json, its template variables replaced by what a user
 /// viewing all nodes and Service web/nginx would pick.
 fn dashboard_queries_run(api: &Api) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/l2watch.json");
+    let path = root().join("dashboards/l2watch.json");
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let dashboard: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let substitute = |expr: &str| {
@@ -243,17 +244,6 @@ fn dashboard_queries_run(api: &Api) {
     );
 }
 
-/// Panics with how to install `program` unless it runs.
-fn require_tool(program: &str, install: &str) -> String {
-    match Command::new(program).arg("--version").stdin(Stdio::null()).output() {
-        Ok(out) if out.status.success() => program.to_owned(),
-        Ok(out) => {
-            panic!("`{program} --version` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr))
-        }
-        Err(e) => panic!("this test needs {program} ({e}); on Debian: {install}"),
-    }
-}
-
 /// A port on loopback that nothing listens on now (another process may take it before us; the
 /// server then fails to start and says so).
 fn free_port() -> u16 {
@@ -292,7 +282,7 @@ receivers:
 }
 
 fn prometheus_args(dir: &Path, port: u16, am_port: u16, scrape: SocketAddr) -> Vec<String> {
-    let rules_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alerts/l2watch.rules.yml");
+    let rules_path = root().join("deploy/alerts/l2watch.rules.yml");
     let rules = fs::read_to_string(&rules_path).unwrap_or_else(|e| panic!("{}: {e}", rules_path.display()));
     // A test copy of the rules with every `for:` shortened: the real ones wait minutes. Nothing else
     // changes, so the expressions, labels and annotations are the ones shipped.

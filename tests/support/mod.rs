@@ -16,6 +16,7 @@ pub mod kube_api;
 pub mod kube_cluster;
 pub mod lan;
 pub mod metrics;
+pub mod repo;
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
