@@ -92,6 +92,42 @@ fn arppoison_spoof_found_with_the_gateway_in_the_inventory() {
 }
 
 #[test]
+fn the_report_names_the_vendor_of_every_mac_it_shows() {
+    // Registries of our own, so the names cannot come from the machine's ieee-data: the attacker's
+    // prefix under another name, neighbours around it, and a longer prefix that does not match.
+    let dir = tempfile::tempdir().unwrap();
+    let oui = dir.path().join("oui.csv");
+    std::fs::write(
+        &oui,
+        "Registry,Assignment,Organization Name,Organization Address\n\
+         MA-L,0025B2,Neighbour Below,\n\
+         MA-L,0025B3,\"Attacker Devices, Ltd\",\"1 Road, Town\"\n\
+         MA-L,0025B4,Neighbour Above,\n",
+    )
+    .unwrap();
+    let oui36 = dir.path().join("oui36.csv");
+    std::fs::write(
+        &oui36,
+        "Registry,Assignment,Organization Name,Organization Address\nMA-S,0025B3BF0,Not This One,\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "oui_files: [{:?}, {:?}]\ninventory:\n  hosts:\n    - name: gateway\n      macs: [\"00:26:0b:31:07:33\"]\n      ips: [172.16.0.1]\n",
+        oui.display().to_string(),
+        oui36.display().to_string()
+    );
+    let (_, r) = analyze(&[&pcap("chrissanders_arppoison.pcapng")], Some(&cfg));
+    let f = findings(&r, "node_ip_conflict");
+    assert_eq!(f.len(), 1, "{:#}", r["findings"]);
+    assert_eq!(f[0]["vendor"], "Attacker Devices, Ltd");
+    let macs = r["ips"][0]["macs"].as_array().unwrap();
+    assert!(!macs.is_empty(), "{:#}", r["ips"]);
+    for m in macs {
+        assert_eq!(m["vendor"], "Attacker Devices, Ltd", "{m:#}");
+    }
+}
+
+#[test]
 fn iphone_joins_with_rfc5227_probes_and_announcements() {
     let r = quiet("ndpi_iphone.pcap");
     assert_eq!((by_kind(&r, "probe"), by_kind(&r, "gratuitous"), by_kind(&r, "nd_dad")), (3, 3, 1));

@@ -275,19 +275,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let (cfg, parts) = load(config.as_deref(), inventory, false)?;
             let inv = Inventory::build(parts, None);
-            // The IEEE registries (a few MiB of CSV) load on another thread while the captures are read:
-            // the report needs them only at the end.
-            let (vendors, (analysis, detector)) = std::thread::scope(|s| {
-                let vendors = std::thread::Builder::new()
-                    .name("l2watch-oui".into())
-                    .spawn_scoped(s, || crate::wire::vendor::Vendors::load(&cfg.oui_files).0);
-                let analyzed = crate::cmd::analyze::analyze(&files, &inv, cfg.detect.clone());
-                let vendors = match vendors {
-                    Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    Err(_) => crate::wire::vendor::Vendors::load(&cfg.oui_files).0,
-                };
-                (vendors, analyzed)
-            });
+            let (analysis, detector) = crate::cmd::analyze::analyze(&files, &inv, cfg.detect.clone());
+            // Only the vendors the report names: a scan of the registries once the captures are read,
+            // instead of loading all of them on a thread that competes with reading (see `load_for`).
+            let (vendors, _) = crate::wire::vendor::Vendors::load_for(
+                &cfg.oui_files,
+                crate::export::report::named_macs(&analysis, &detector),
+            );
             let status = crate::export::report::exit_status(&analysis);
             let mut out = std::io::stdout().lock();
             match format {

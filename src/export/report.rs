@@ -12,6 +12,7 @@ use crate::monitor::detect::Detector;
 use crate::monitor::finding::{Detail, Finding, Severity};
 use crate::monitor::tally::{Analysis, split_interface};
 use crate::wire::decode::SkipReason;
+use crate::wire::mac::Mac;
 use crate::wire::observation::{FrameKind, Timestamp};
 use crate::wire::vendor::Vendors;
 
@@ -335,6 +336,15 @@ fn source_of(a: &Analysis, interface: u16) -> String {
 }
 
 /// Builds the JSON report.
+/// Every MAC whose vendor a report of `a` may name (those of the findings and of their addresses'
+/// histories), so that [`Vendors::load_for`] can read only those from the registries.
+pub fn named_macs<'a>(a: &'a Analysis, detector: &'a Detector) -> impl Iterator<Item = Mac> + 'a {
+    a.findings.iter().flat_map(|(f, _)| {
+        let history = detector.history(f.ip).unwrap_or(&[]).iter().map(|s| s.mac);
+        f.shown_mac().into_iter().chain(history)
+    })
+}
+
 pub fn to_json(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Vendors) -> ReportJson {
     let findings = sorted(a);
     let mut by_severity: BTreeMap<&'static str, u64> =

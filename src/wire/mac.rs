@@ -36,6 +36,12 @@ impl Mac {
         self.0[0] & 1 == 1
     }
 
+    /// The locally administered bit is set: assigned by software (random, virtual), never by the IEEE.
+    #[inline]
+    pub fn is_local(&self) -> bool {
+        self.0[0] & 2 == 2
+    }
+
     /// The address as one integer, for prefix matching.
     #[inline]
     pub fn to_u64(self) -> u64 {
