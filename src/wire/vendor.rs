@@ -89,6 +89,8 @@ impl Vendors {
         // Lines are read where the reader's buffer holds them; only one cut by the buffer's end is
         // copied. Nothing is allocated per line of the ~50,000.
         let mut carry = Vec::new();
+        // The line being carried grew past MAX_LINE: not a registry; it is skipped to its end.
+        let mut overlong = false;
         let mut header = true;
         let mut each = |line: &[u8]| {
             if !std::mem::take(&mut header) {
@@ -106,7 +108,9 @@ impl Vendors {
             let used = buf.len();
             let mut rest = buf;
             while let Some(end) = memchr::memchr(b'\n', rest) {
-                if carry.is_empty() {
+                if std::mem::take(&mut overlong) {
+                    each(&[]);
+                } else if carry.is_empty() {
                     each(&rest[..end]);
                 } else {
                     carry.extend_from_slice(&rest[..end]);
@@ -115,7 +119,12 @@ impl Vendors {
                 }
                 rest = &rest[end + 1..];
             }
-            carry.extend_from_slice(rest);
+            if carry.len() + rest.len() > MAX_LINE {
+                carry.clear();
+                overlong = true;
+            } else if !overlong {
+                carry.extend_from_slice(rest);
+            }
             text.consume(used);
         }
     }
@@ -173,6 +182,10 @@ impl Vendors {
         None
     }
 }
+
+/// The longest registry line read (the longest real one is under 400 bytes): a file of something else,
+/// one line of gigabytes, must not be held in memory.
+const MAX_LINE: usize = 1 << 16;
 
 /// A hexadecimal number of 1 to 16 digits, or `None`.
 fn hex(digits: &[u8]) -> Option<u64> {
@@ -350,6 +363,20 @@ MA-M,8C1F641,After the bad byte,\r
             assert_eq!(v.lookup(m), Some(format!("Vendor {i}, Inc").as_str()), "{m}");
         }
         assert_eq!(v.lookup("0c:ff:fe:00:00:01".parse().unwrap()), Some("Last Ltd"));
+    }
+
+    #[test]
+    fn an_overlong_line_is_skipped_and_the_next_one_read() {
+        let long = "x".repeat(3 * MAX_LINE);
+        let text = format!("Registry,Assignment,Organization Name\nMA-L,0C0000,{long}\nMA-L,0C0001,After\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oui.csv");
+        std::fs::write(&path, &text).unwrap();
+        let (v, loaded) = Vendors::load(&[&path]);
+        assert_eq!(loaded.files.len(), 1);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v.lookup("0c:00:00:00:00:01".parse().unwrap()), None);
+        assert_eq!(v.lookup("0c:00:01:00:00:01".parse().unwrap()), Some("After"));
     }
 
     #[test]
