@@ -335,7 +335,6 @@ fn source_of(a: &Analysis, interface: u16) -> String {
     }
 }
 
-/// Builds the JSON report.
 /// Every MAC whose vendor a report of `a` may name (those of the findings and of their addresses'
 /// histories), so that [`Vendors::load_for`] can read only those from the registries.
 pub fn named_macs<'a>(a: &'a Analysis, detector: &'a Detector) -> impl Iterator<Item = Mac> + 'a {
@@ -345,6 +344,7 @@ pub fn named_macs<'a>(a: &'a Analysis, detector: &'a Detector) -> impl Iterator<
     })
 }
 
+/// Builds the JSON report.
 pub fn to_json(a: &Analysis, detector: &Detector, inv: &Inventory, vendors: &Vendors) -> ReportJson {
     let findings = sorted(a);
     let mut by_severity: BTreeMap<&'static str, u64> =

@@ -277,6 +277,14 @@ MA-M,8C1F640,Caf\xe9 Ltd,\r
 MA-M,8C1F641,After the bad byte,\r
 ";
 
+    /// `text` as the one registry file of a temporary directory (kept while the directory lives).
+    fn one_registry(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oui.csv");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
     #[test]
     fn longest_prefix_wins_and_quotes_are_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -336,10 +344,9 @@ MA-M,8C1F641,After the bad byte,\r
 
     #[test]
     fn a_filtered_load_of_local_macs_reads_no_registry() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("oui.csv"), OUI).unwrap();
+        let (_dir, path) = one_registry(OUI);
         let local = "02:42:ac:11:00:02".parse::<Mac>().unwrap();
-        let (v, loaded) = Vendors::load_for(&[dir.path().join("oui.csv")], [local]);
+        let (v, loaded) = Vendors::load_for(&[path], [local]);
         assert!(loaded.files.is_empty() && v.is_empty());
         assert_eq!(v.lookup(local), Some("locally administered"));
     }
@@ -352,9 +359,7 @@ MA-M,8C1F641,After the bad byte,\r
         }
         // No newline at the end: the last line counts too.
         text.push_str("MA-L,0CFFFE,Last Ltd,");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("oui.csv");
-        std::fs::write(&path, &text).unwrap();
+        let (_dir, path) = one_registry(&text);
         let (v, _) = Vendors::load(&[&path]);
         assert_eq!(v.len(), 2001);
         for i in [0u32, 1, 700, 1999] {
@@ -369,9 +374,7 @@ MA-M,8C1F641,After the bad byte,\r
     fn an_overlong_line_is_skipped_and_the_next_one_read() {
         let long = "x".repeat(3 * MAX_LINE);
         let text = format!("Registry,Assignment,Organization Name\nMA-L,0C0000,{long}\nMA-L,0C0001,After\n");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("oui.csv");
-        std::fs::write(&path, &text).unwrap();
+        let (_dir, path) = one_registry(&text);
         let (v, loaded) = Vendors::load(&[&path]);
         assert_eq!(loaded.files.len(), 1);
         assert_eq!(v.len(), 1);
