@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::mac::Mac;
-use crate::wire::observation::{FrameKind, Observation, Timestamp};
+use crate::wire::observation::{FrameKind, Observation, Timestamp, Vlans};
 
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -129,7 +129,7 @@ pub enum SkipReason {
     /// The sender IP cannot be claimed: multicast, 255.255.255.255, or 0.0.0.0 outside an
     /// RFC 5227 probe; a multicast IPv6 solicitation source.
     BadSenderIp,
-    /// More than [`Vlans::MAX`](crate::wire::observation::Vlans::MAX) VLAN tags.
+    /// More than [`Vlans::MAX`] VLAN tags.
     TooManyVlans,
     /// ND message whose IPv6 hop limit is not 255 (RFC 4861: it may have crossed a router).
     BadHopLimit,
@@ -258,30 +258,42 @@ fn be16(b: &[u8; 2]) -> u16 {
     u16::from_be_bytes(*b)
 }
 
+/// What the link layer says about a frame.
+#[derive(Clone, Copy)]
+struct Link {
+    eth_src: Mac,
+    eth_dst: Mac,
+    outgoing: bool,
+}
+
+/// What an ARP or ND message says: the fields of an [`Observation`] the link layer does not give.
+struct Body {
+    kind: FrameKind,
+    sender_mac: Mac,
+    sender_ip: IpAddr,
+    target_mac: Mac,
+    target_ip: IpAddr,
+}
+
 #[inline(always)]
-fn decode_frame(link: LinkType, data: &[u8], meta: &FrameMeta) -> Step<Observation> {
+fn decode_frame(link_type: LinkType, data: &[u8], meta: &FrameMeta) -> Step<Observation> {
     let mut c = data;
-    let mut base = Observation {
-        time: meta.time,
-        frame: meta.frame,
-        interface: meta.interface,
-        outgoing: meta.outgoing,
-        ..Observation::EMPTY
-    };
+    let mut vlans = Vlans::NONE;
     if let Some(v) = meta.vlan {
         // The list is empty here, so this always fits.
-        base.vlans.push(v);
+        vlans.push(v);
     }
 
     // Cooked captures label their payload with Linux skb protocol numbers, where values below
     // 0x0600 are pseudo-protocols rather than 802.3 lengths.
-    let cooked = link != LinkType::Ethernet;
-    let mut ethertype = match link {
+    let cooked = link_type != LinkType::Ethernet;
+    let mut link = Link { eth_src: Mac::ZERO, eth_dst: Mac::ZERO, outgoing: meta.outgoing };
+    let mut ethertype = match link_type {
         LinkType::Ethernet => {
             let dst = take::<6>(&mut c)?;
             let src = take::<6>(&mut c)?;
-            base.eth_dst = Mac(*dst);
-            base.eth_src = Mac(*src);
+            link.eth_dst = Mac(*dst);
+            link.eth_src = Mac(*src);
             be16(take::<2>(&mut c)?)
         }
         LinkType::LinuxSll => {
@@ -292,7 +304,7 @@ fn decode_frame(link: LinkType, data: &[u8], meta: &FrameMeta) -> Step<Observati
             let halen = be16(take(&mut h)?);
             let addr = take::<6>(&mut h)?;
             let _addr_pad = take::<2>(&mut h)?;
-            apply_cooked(&mut base, pkttype, hatype, halen, addr);
+            apply_cooked(&mut link, pkttype, hatype, halen, addr);
             be16(take(&mut h)?)
         }
         LinkType::LinuxSll2 => {
@@ -302,7 +314,7 @@ fn decode_frame(link: LinkType, data: &[u8], meta: &FrameMeta) -> Step<Observati
             let hatype = be16(take(&mut h)?);
             let [pkttype, halen] = *take(&mut h)?;
             let addr = take::<6>(&mut h)?;
-            apply_cooked(&mut base, pkttype.into(), hatype, halen.into(), addr);
+            apply_cooked(&mut link, pkttype.into(), hatype, halen.into(), addr);
             protocol
         }
         LinkType::Ipoib => {
@@ -316,42 +328,58 @@ fn decode_frame(link: LinkType, data: &[u8], meta: &FrameMeta) -> Step<Observati
     let mut too_many_vlans = false;
     while matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ_9100) {
         let [t0, t1, e0, e1] = *take::<4>(&mut c)?;
-        too_many_vlans |= !base.vlans.push(u16::from_be_bytes([t0, t1]));
+        too_many_vlans |= !vlans.push(u16::from_be_bytes([t0, t1]));
         ethertype = u16::from_be_bytes([e0, e1]);
     }
 
-    let obs = match ethertype {
-        ETH_P_ARP => arp(c, base)?,
-        ETH_P_IPV6 => nd(c, base)?,
-        ETH_P_802_2 if cooked => llc_snap_arp(c, base)?,
-        n if !cooked && n <= MAX_8023_LEN => llc_snap_arp(c, base)?,
+    let body = match ethertype {
+        ETH_P_ARP => arp(c)?,
+        ETH_P_IPV6 => nd(c, link)?,
+        ETH_P_802_2 if cooked => llc_snap_arp(c)?,
+        n if !cooked && n <= MAX_8023_LEN => llc_snap_arp(c)?,
         _ => return Err(Miss::Ignored),
     };
     if too_many_vlans {
         return Err(SkipReason::TooManyVlans.into());
     }
-    Ok(obs)
+    // Built once, here, from values held in registers: an observation built early and completed
+    // with `..base` was copied through the stack, and the copy read its 6-byte MACs back with loads
+    // that straddled two stores, which the CPU cannot forward (a stall on every frame).
+    Ok(Observation {
+        time: meta.time,
+        frame: meta.frame,
+        interface: meta.interface,
+        outgoing: link.outgoing,
+        vlans,
+        eth_src: link.eth_src,
+        eth_dst: link.eth_dst,
+        kind: body.kind,
+        sender_mac: body.sender_mac,
+        sender_ip: body.sender_ip,
+        target_mac: body.target_mac,
+        target_ip: body.target_ip,
+    })
 }
 
 /// Fills what a Linux cooked header knows: the source MAC (only for Ethernet devices), the
 /// broadcast destination, and the direction.
 #[inline]
-fn apply_cooked(base: &mut Observation, pkttype: u16, hatype: u16, halen: u16, addr: &[u8; 6]) {
+fn apply_cooked(link: &mut Link, pkttype: u16, hatype: u16, halen: u16, addr: &[u8; 6]) {
     if hatype == ARPHRD_ETHER && halen == 6 {
-        base.eth_src = Mac(*addr);
+        link.eth_src = Mac(*addr);
     }
     // The real destination of a unicast or multicast frame is not recorded; leave it zero.
     if pkttype == PACKET_BROADCAST {
-        base.eth_dst = Mac::BROADCAST;
+        link.eth_dst = Mac::BROADCAST;
     }
-    base.outgoing |= pkttype == PACKET_OUTGOING;
+    link.outgoing |= pkttype == PACKET_OUTGOING;
 }
 
 /// 802.2 LLC: only ARP in RFC 1042 SNAP encapsulation is of interest.
 #[inline(always)]
-fn llc_snap_arp(c: &[u8], base: Observation) -> Step<Observation> {
+fn llc_snap_arp(c: &[u8]) -> Step<Body> {
     match c.split_first_chunk::<8>() {
-        Some((h, rest)) if *h == SNAP_ARP => arp(rest, base),
+        Some((h, rest)) if *h == SNAP_ARP => arp(rest),
         Some(_) => Err(Miss::Ignored),
         // Too short to tell: only a cut SNAP ARP header counts as truncated ARP.
         None if SNAP_ARP.starts_with(c) => Err(SkipReason::Truncated.into()),
@@ -361,7 +389,7 @@ fn llc_snap_arp(c: &[u8], base: Observation) -> Step<Observation> {
 
 /// RFC 826 ARP for Ethernet/IPv4. Trailing bytes (Ethernet padding) are ignored.
 #[inline(always)]
-fn arp(mut c: &[u8], base: Observation) -> Step<Observation> {
+fn arp(mut c: &[u8]) -> Step<Body> {
     let [h0, h1, p0, p1, hlen, plen, o0, o1] = *take::<8>(&mut c)?;
     // Header fields are checked before the body length so that, e.g., InfiniBand ARP (whose
     // body is longer) is reported as what it is, not as truncated Ethernet ARP.
@@ -402,13 +430,12 @@ fn arp(mut c: &[u8], base: Observation) -> Step<Observation> {
     {
         return Err(SkipReason::BadSenderIp.into());
     }
-    Ok(Observation {
+    Ok(Body {
         kind,
         sender_mac: sha,
         sender_ip: IpAddr::V4(sender),
         target_mac: tha,
         target_ip: IpAddr::V4(Ipv4Addr::from(tpa)),
-        ..base
     })
 }
 
@@ -420,7 +447,7 @@ fn is_station(m: Mac) -> bool {
 
 /// IPv6 neighbour solicitation / advertisement (RFC 4861 §4.3, §4.4, §7.1).
 #[inline]
-fn nd(mut c: &[u8], base: Observation) -> Step<Observation> {
+fn nd(mut c: &[u8], link: Link) -> Step<Body> {
     let [v, _, _, _, l0, l1, next, hop] = *take::<8>(&mut c)?;
     let src = take::<16>(&mut c)?;
     let dst = take::<16>(&mut c)?;
@@ -463,25 +490,23 @@ fn nd(mut c: &[u8], base: Observation) -> Step<Observation> {
             if !dst.starts_with(&SOLICITED_NODE_PREFIX) || lla.is_some() {
                 return Err(SkipReason::BadNdMessage.into());
             }
-            Observation {
+            Body {
                 kind: FrameKind::NdDad,
-                sender_mac: base.eth_src,
+                sender_mac: link.eth_src,
                 sender_ip: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 target_mac: Mac::ZERO,
                 target_ip: IpAddr::V6(target),
-                ..base
             }
         } else {
             if source.is_multicast() {
                 return Err(SkipReason::BadSenderIp.into());
             }
-            Observation {
+            Body {
                 kind: FrameKind::NdNs,
-                sender_mac: lla.unwrap_or(base.eth_src),
+                sender_mac: lla.unwrap_or(link.eth_src),
                 sender_ip: IpAddr::V6(source),
                 target_mac: Mac::ZERO,
                 target_ip: IpAddr::V6(target),
-                ..base
             }
         }
     } else {
@@ -489,13 +514,12 @@ fn nd(mut c: &[u8], base: Observation) -> Step<Observation> {
         if dest.is_multicast() && flags & ND_NA_FLAG_SOLICITED != 0 {
             return Err(SkipReason::BadNdMessage.into());
         }
-        Observation {
+        Body {
             kind: FrameKind::NdNa,
-            sender_mac: lla.unwrap_or(base.eth_src),
+            sender_mac: lla.unwrap_or(link.eth_src),
             sender_ip: IpAddr::V6(target),
-            target_mac: base.eth_dst,
+            target_mac: link.eth_dst,
             target_ip: IpAddr::V6(dest),
-            ..base
         }
     };
     // Cooked captures of non-Ethernet devices have no source MAC to fall back on: zero here
