@@ -342,7 +342,10 @@ impl Inventory {
     /// What the inventory says about `ip`: a watched address, an unassigned pool address, or nothing.
     #[inline]
     pub fn lookup(&self, ip: IpKey) -> Lookup<'_> {
-        if let Some(w) = self.watched.get(&ip) {
+        // Every claim asks; without an inventory (`analyze`, `--inventory none`) skip the hashing.
+        if !self.watched.is_empty()
+            && let Some(w) = self.watched.get(&ip)
+        {
             return Lookup::Watched(w);
         }
         if self.pool_ranges.is_empty() {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::inventory::{Inventory, Lookup, Owner, Role};
 use crate::monitor::finding::{Finding, FindingKey, FindingKind, Severity, Sink};
+use crate::monitor::ip_table::IpTable;
 use crate::monitor::state::{Address, Restored, SCHEMA, SavedFinding, SavedMac, State};
 use crate::wire::iprange::IpKey;
 use crate::wire::mac::Mac;
@@ -20,7 +21,7 @@ use crate::wire::observation::{FrameKind, Observation, Timestamp, Vlans};
 /// Most MACs remembered per IP (the `detect.max_macs_per_ip` ceiling).
 pub const MAX_MACS_PER_IP: usize = 4;
 
-/// Most addresses with per-IP state (the `detect.max_tracked_ips` ceiling): about 700 MiB of tables.
+/// Most addresses with per-IP state (the `detect.max_tracked_ips` ceiling): about 300 MiB of tables.
 pub const MAX_TRACKED_IPS: usize = 1 << 20;
 
 /// Most findings held at once (the `detect.max_findings` ceiling); their table is reserved up front.
@@ -105,10 +106,10 @@ pub struct MacSlot {
 
 const NO_SLOT: u8 = u8::MAX;
 
-// repr(C), header first: a lookup then touches the key, the header and the first slot (almost always
-// the one in use) in one or two cache lines instead of three.
+// repr(C), header first, on a cache line of its own: a frame then touches the header and the first
+// slot (almost always the one in use) in one line.
 #[derive(Clone, Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 struct IpState {
     last_seen: Timestamp,
     len: u8,
@@ -142,7 +143,7 @@ impl Stats {
 /// The engine. One per capture thread (or per replayed file set).
 pub struct Detector {
     cfg: DetectConfig,
-    ips: FxHashMap<IpKey, IpState>,
+    ips: IpTable<IpState>,
     findings: FxHashMap<FindingKey, Finding>,
     stats: Stats,
     next_sweep: Timestamp,
@@ -301,11 +302,11 @@ impl Detector {
         let cap_ips = cfg.max_tracked_ips.clamp(16, MAX_TRACKED_IPS);
         let cap_findings = cfg.max_findings.clamp(16, MAX_FINDINGS);
         // The per-IP table starts small and grows with the traffic: a sparse table sized for the cap
-        // turns every lookup into a cache and TLB miss (it measured 70 ns a frame live). It stops
-        // growing at twice the cap: eviction by `retain` leaves tombstones, and hashbrown rehashes in
-        // place (no allocation) while the table is at most half full; at more it would double again.
+        // turns every lookup into a cache and TLB miss (it measured 70 ns a frame live). It never
+        // holds more than the cap (eviction makes room first), so its states never take more than
+        // twice the cap's room (the vector's doubling) and its index four times as many slots.
         Detector {
-            ips: FxHashMap::with_capacity_and_hasher(INITIAL_IPS.min(2 * cap_ips), Default::default()),
+            ips: IpTable::with_capacity(INITIAL_IPS.min(cap_ips)),
             findings: FxHashMap::with_capacity_and_hasher(2 * cap_findings, Default::default()),
             scratch: Vec::with_capacity(cap_ips.max(cap_findings)),
             stats: Stats::default(),
@@ -793,7 +794,8 @@ impl Detector {
                 st.last_seen = st.last_seen.max(Timestamp(m.last_seen));
             }
             st.current = a.current.filter(|&c| c < st.len).unwrap_or(NO_SLOT);
-            self.ips.insert(key, st);
+            // Not there yet (checked above): this inserts.
+            self.ips.get_or_insert_with(key, || st);
             r.addresses += 1;
         }
         for saved in &state.findings {
@@ -856,7 +858,7 @@ impl Detector {
                 return None;
             }
         }
-        Some(self.ips.entry(ip).or_insert_with(|| IpState {
+        Some(self.ips.get_or_insert_with(ip, || IpState {
             slots: [MacSlot::default(); MAX_MACS_PER_IP],
             len: 0,
             current: NO_SLOT,
@@ -1048,8 +1050,10 @@ mod tests {
         let mut d = Detector::new(cfg);
         let inv = Inventory::none();
         let findings0 = d.findings.capacity();
-        let bound =
-            FxHashMap::<IpKey, IpState>::with_capacity_and_hasher(2 * 4096, Default::default()).capacity();
+        // The state vector doubles from its start up to the cap at most (it never holds more), and
+        // the index keeps two slots a state.
+        let bound = 2 * 4096;
+        let slots_bound = 2 * bound;
         // Largest capacity seen in the first and in the second half of the flood.
         let mut peak = [0usize; 2];
         // The benchmark's random flood: every frame a new IP and a new MAC.
@@ -1067,6 +1071,7 @@ mod tests {
             assert!(d.tracked_ips() <= 4096);
             let p = &mut peak[usize::from(i >= half)];
             *p = (*p).max(d.ips.capacity());
+            assert!(d.ips.slots() <= slots_bound, "{} index slots", d.ips.slots());
         }
         // And a few IPs answered by more MACs than the per-IP cap.
         for i in 0..1000u32 {
@@ -1074,8 +1079,8 @@ mod tests {
                 d.observe(&claim(7, u64::from(i * 3 + m), 300_000_000 + u64::from(i)), &inv, &mut NoSink);
             }
         }
-        // capacity() shrinks a little with tombstones and doubles on a resize: once warm, the per-IP
-        // table never resizes again, and never beyond twice the cap; the findings table never grows.
+        // Once warm, the per-IP table never grows again, and never beyond twice the cap; the findings
+        // table (hashbrown: capacity() shrinks a little with tombstones) never grows.
         assert!(peak[1] <= peak[0] && peak[0] <= bound, "per-IP table grew: {peak:?} (bound {bound})");
         assert!(d.ips.capacity() <= bound && d.findings.capacity() <= findings0, "a table grew");
         assert!(d.stats().ips_evicted >= 295_000 && d.stats().macs_evicted >= 2_000, "{:?}", d.stats());

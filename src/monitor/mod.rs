@@ -4,6 +4,7 @@ pub mod detect;
 pub mod drift;
 pub mod engine;
 pub mod finding;
+mod ip_table;
 pub mod probe;
 pub mod state;
 pub mod tally;
