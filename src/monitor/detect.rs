@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::inventory::{Inventory, Lookup, Owner, Role};
 use crate::monitor::finding::{Finding, FindingKey, FindingKind, Severity, Sink};
-use crate::monitor::ip_table::IpTable;
+use crate::monitor::ip_table::{IpTable, Keyed};
 use crate::monitor::state::{Address, Restored, SCHEMA, SavedFinding, SavedMac, State};
 use crate::wire::iprange::IpKey;
 use crate::wire::mac::Mac;
@@ -88,34 +88,45 @@ impl Default for DetectConfig {
 }
 
 /// One MAC's history for one IP.
+// repr(C), what every claim writes first: with the address state's header before it, the first
+// slot's MAC, latest claim, frame and count fill one cache line.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct MacSlot {
     /// The MAC.
     pub mac: Mac,
-    /// First claim.
-    pub first_seen: Timestamp,
     /// Latest claim.
     pub last_seen: Timestamp,
-    /// Frame number of the first claim.
-    pub first_frame: u64,
     /// Frame number of the latest claim.
     pub last_frame: u64,
     /// Claims seen.
     pub count: u64,
+    /// First claim.
+    pub first_seen: Timestamp,
+    /// Frame number of the first claim.
+    pub first_frame: u64,
 }
 
 const NO_SLOT: u8 = u8::MAX;
 
-// repr(C), header first, on a cache line of its own: a frame then touches the header and the first
-// slot (almost always the one in use) in one line.
+// repr(C), header first, on cache lines of its own: a frame then reads the address (the table's
+// check), the header and the first slot's hot half (almost always the slot in use) in one line.
 #[derive(Clone, Debug)]
 #[repr(C, align(64))]
 struct IpState {
+    ip: IpKey,
     last_seen: Timestamp,
     len: u8,
     current: u8,
     watched: bool,
     slots: [MacSlot; MAX_MACS_PER_IP],
+}
+
+impl Keyed for IpState {
+    #[inline(always)]
+    fn key(&self) -> IpKey {
+        self.ip
+    }
 }
 
 /// Counters the detector keeps about itself.
@@ -711,8 +722,8 @@ impl Detector {
             claim_verdict(inv, inv.lookup(key.ip), key.ip, key.mac)
                 .is_some_and(|(k, _)| k == FindingKind::WrongAnnouncer)
         });
-        for (ip, s) in self.ips.iter_mut() {
-            s.watched = matches!(inv.lookup(*ip), Lookup::Watched(_));
+        for s in self.ips.values_mut() {
+            s.watched = matches!(inv.lookup(s.ip), Lookup::Watched(_));
         }
         self.pinned_full = false;
     }
@@ -720,12 +731,12 @@ impl Detector {
     /// What a restart must not lose: every address's MAC history (most recently seen first) and the
     /// active findings, at `now`.
     pub fn save(&self, now: Timestamp) -> State {
-        let mut addresses: Vec<(&IpKey, &IpState)> = self.ips.iter().filter(|(_, s)| s.len > 0).collect();
-        addresses.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_seen));
+        let mut addresses: Vec<&IpState> = self.ips.values().filter(|s| s.len > 0).collect();
+        addresses.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         let addresses = addresses
             .into_iter()
-            .map(|(ip, s)| Address {
-                ip: ip.to_ip(),
+            .map(|s| Address {
+                ip: s.ip.to_ip(),
                 current: (s.current != NO_SLOT).then_some(s.current),
                 macs: s.slots[..s.len as usize]
                     .iter()
@@ -776,6 +787,7 @@ impl Detector {
                 continue;
             }
             let mut st = IpState {
+                ip: key,
                 slots: [MacSlot::default(); MAX_MACS_PER_IP],
                 len: 0,
                 current: NO_SLOT,
@@ -859,6 +871,7 @@ impl Detector {
             }
         }
         Some(self.ips.get_or_insert_with(ip, || IpState {
+            ip,
             slots: [MacSlot::default(); MAX_MACS_PER_IP],
             len: 0,
             current: NO_SLOT,
@@ -882,7 +895,7 @@ impl Detector {
         let mid = self.scratch.len() / 2;
         let cut = *self.scratch.select_nth_unstable(mid).1;
         let before = self.ips.len();
-        self.ips.retain(|_, s| s.watched || s.last_seen.0 > cut);
+        self.ips.retain(|s| s.watched || s.last_seen.0 > cut);
         self.stats.ips_evicted += (before - self.ips.len()) as u64;
     }
 

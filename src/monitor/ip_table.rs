@@ -4,10 +4,11 @@
 //! general-purpose hash map (hashbrown, through `FxHashMap`, with the state in its buckets) took
 //! about 8 ns a lookup even with a handful of addresses, most of it the dependent steps of its
 //! group probe, and spread the states over sparse buckets. This table is a linear-probing index of
-//! 8-byte words (a tag from the hash, and a position) in front of dense vectors of addresses and
-//! states: one multiply, one or two compares in an index small enough to stay in cache, one check
-//! of the address, then the state. States move only when [`IpTable::retain`] drops some, which
-//! rebuilds the index (eviction is rare and walks the whole table anyway).
+//! 8-byte words (a tag from the hash, and a position) in front of a dense vector of states, each
+//! holding its own address ([`Keyed`]): one multiply, one or two compares in an index small enough
+//! to stay in cache, then the state, whose address is checked in the cache line the caller reads
+//! next anyway. States move only when [`IpTable::retain`] drops some, which rebuilds the index
+//! (eviction is rare and walks the whole table anyway).
 //!
 //! The hash is seeded per table at random: the addresses come from the wire, and a fixed
 //! multiplicative hash would let anyone on the LAN pick addresses that all land in one run of the
@@ -24,13 +25,17 @@ const EMPTY: u64 = u64::MAX;
 /// slots.
 const LOAD: usize = 2;
 
+/// A state that knows the address it is for.
+pub trait Keyed {
+    /// The address.
+    fn key(&self) -> IpKey;
+}
+
 /// States by address, in insertion order.
 pub struct IpTable<V> {
     /// Index slot → the upper 32 bits of the address's hash and its position in `states`, or
     /// [`EMPTY`].
     index: Vec<u64>,
-    /// The addresses of `states`, apart: a lookup reads only its state's own cache lines.
-    addresses: Vec<IpKey>,
     /// The states, dense.
     states: Vec<V>,
     /// Bits of the hash that pick a slot: log2(slots).
@@ -38,7 +43,7 @@ pub struct IpTable<V> {
     seed: [u64; 2],
 }
 
-impl<V> IpTable<V> {
+impl<V: Keyed> IpTable<V> {
     /// A table with room for `capacity` states before its index first grows.
     pub fn with_capacity(capacity: usize) -> IpTable<V> {
         let slots = (capacity.max(8) * LOAD).next_power_of_two();
@@ -47,7 +52,6 @@ impl<V> IpTable<V> {
             [RandomState::new().hash_one(0x6c32_7761_7463_6801_u64), RandomState::new().hash_one(2_u64)];
         IpTable {
             index: vec![EMPTY; slots],
-            addresses: Vec::with_capacity(capacity),
             states: Vec::with_capacity(capacity),
             bits: slots.trailing_zeros(),
             seed,
@@ -95,7 +99,9 @@ impl<V> IpTable<V> {
             if word == EMPTY {
                 return (slot, false, tag);
             }
-            if word & !u64::from(u32::MAX) == tag && self.addresses.get(word as u32 as usize) == Some(&key) {
+            if word & !u64::from(u32::MAX) == tag
+                && self.states.get(word as u32 as usize).is_some_and(|s| s.key() == key)
+            {
                 return (slot, true, tag);
             }
             slot = (slot + 1) & mask;
@@ -117,7 +123,7 @@ impl<V> IpTable<V> {
         }
     }
 
-    /// The state of `key`, made by `make` if there is none.
+    /// The state of `key`, made by `make` (which must give it `key`) if there is none.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: IpKey, make: impl FnOnce() -> V) -> &mut V {
         let (mut slot, found, tag) = self.find(key);
@@ -127,41 +133,29 @@ impl<V> IpTable<V> {
                 slot = self.find(key).0;
             }
             self.index[slot] = tag | self.states.len() as u64;
-            self.addresses.push(key);
-            self.states.push(make());
+            let state = make();
+            debug_assert!(state.key() == key, "a state made for another address");
+            self.states.push(state);
         }
         let pos = self.index[slot] as u32 as usize;
         &mut self.states[pos]
     }
 
-    /// Every address and its state, in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&IpKey, &V)> {
-        self.addresses.iter().zip(&self.states)
-    }
-
-    /// Every address and its state, mutable.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&IpKey, &mut V)> {
-        self.addresses.iter().zip(&mut self.states)
-    }
-
-    /// Every state.
+    /// Every state, in insertion order.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.states.iter()
     }
 
+    /// Every state, mutable.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.states.iter_mut()
+    }
+
     /// Keeps only the states `keep` says yes to; the rest keep their order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&IpKey, &mut V) -> bool) {
-        let mut kept = 0;
-        for pos in 0..self.states.len() {
-            if keep(&self.addresses[pos], &mut self.states[pos]) {
-                self.addresses.swap(kept, pos);
-                self.states.swap(kept, pos);
-                kept += 1;
-            }
-        }
-        if kept != self.states.len() {
-            self.addresses.truncate(kept);
-            self.states.truncate(kept);
+    pub fn retain(&mut self, keep: impl FnMut(&mut V) -> bool) {
+        let before = self.states.len();
+        self.states.retain_mut(keep);
+        if self.states.len() != before {
             self.reindex();
         }
     }
@@ -175,8 +169,8 @@ impl<V> IpTable<V> {
     fn reindex(&mut self) {
         self.index.fill(EMPTY);
         let mask = self.index.len() - 1;
-        for (pos, key) in self.addresses.iter().enumerate() {
-            let hash = self.hash(*key);
+        for pos in 0..self.states.len() {
+            let hash = self.hash(self.states[pos].key());
             let mut slot = (hash >> (64 - self.bits)) as usize;
             while self.index[slot] != EMPTY {
                 slot = (slot + 1) & mask;
@@ -190,49 +184,68 @@ impl<V> IpTable<V> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq)]
+    struct S {
+        ip: IpKey,
+        v: u32,
+    }
+
+    impl Keyed for S {
+        fn key(&self) -> IpKey {
+            self.ip
+        }
+    }
+
     fn key(i: u32) -> IpKey {
         IpKey(0xffff_0000_0000 | u128::from(i))
     }
 
+    fn v(t: &IpTable<S>, i: u32) -> Option<u32> {
+        t.get(&key(i)).map(|s| s.v)
+    }
+
     #[test]
     fn finds_what_it_holds_and_nothing_else_across_growth_and_retain() {
-        let mut t: IpTable<u32> = IpTable::with_capacity(4);
+        let mut t: IpTable<S> = IpTable::with_capacity(4);
         let slots0 = t.slots();
         for i in 0..10_000 {
-            *t.get_or_insert_with(key(i), || i) += 0;
+            t.get_or_insert_with(key(i), || S { ip: key(i), v: i });
         }
         assert!(t.slots() > slots0 && t.slots() >= LOAD * t.len(), "{} slots for {}", t.slots(), t.len());
         assert_eq!(t.len(), 10_000);
         // An existing state is returned, not made again.
-        *t.get_or_insert_with(key(5), || unreachable!("made twice")) += 1;
-        assert_eq!(t.get(&key(5)), Some(&6));
+        t.get_or_insert_with(key(5), || unreachable!("made twice")).v += 1;
+        assert_eq!(v(&t, 5), Some(6));
         for i in 0..10_000 {
-            assert_eq!(t.get(&key(i)).copied().map(|v| v - u32::from(i == 5)), Some(i));
+            assert_eq!(v(&t, i).map(|v| v - u32::from(i == 5)), Some(i));
         }
         assert!(!t.contains_key(&key(10_000)) && t.get(&IpKey(7)).is_none());
-        t.retain(|k, v| (k.0 as u32).is_multiple_of(3) && *v < 9_000);
+        t.retain(|s| (s.ip.0 as u32).is_multiple_of(3) && s.v < 9_000);
         assert_eq!(t.len(), 3_000);
         for i in 0..10_000 {
             assert_eq!(t.contains_key(&key(i)), i.is_multiple_of(3) && i < 9_000, "{i}");
+            assert_eq!(v(&t, i).is_some(), t.contains_key(&key(i)));
         }
         // Insertion order survives, and new states go after the kept ones.
-        t.get_or_insert_with(key(1), || 1);
-        let order: Vec<u32> = t.values().copied().collect();
+        t.get_or_insert_with(key(1), || S { ip: key(1), v: 1 });
+        let order: Vec<u32> = t.values().map(|s| s.v).collect();
         assert!(order[..order.len() - 1].windows(2).all(|w| w[0] < w[1]), "order lost");
-        assert_eq!(t.iter().last().map(|(k, v)| (*k, *v)), Some((key(1), 1)));
+        assert_eq!(order.last(), Some(&1));
+        t.values_mut().for_each(|s| s.v = 0);
+        assert_eq!(v(&t, 3), Some(0));
     }
 
     #[test]
     fn keys_that_share_a_home_slot_are_all_found() {
-        let mut t: IpTable<u128> = IpTable::with_capacity(64);
+        let mut t: IpTable<S> = IpTable::with_capacity(64);
         // Keys that differ only in the high half, and keys that are all zero but one bit.
         let keys: Vec<IpKey> =
             (0..64).map(|i| IpKey(1u128 << (64 + i))).chain((0..64).map(|i| IpKey(1u128 << i))).collect();
-        for k in &keys {
-            t.get_or_insert_with(*k, || k.0);
+        for (n, k) in keys.iter().enumerate() {
+            t.get_or_insert_with(*k, || S { ip: *k, v: n as u32 });
         }
-        for k in &keys {
-            assert_eq!(t.get(k), Some(&k.0));
+        for (n, k) in keys.iter().enumerate() {
+            assert_eq!(t.get(k).map(|s| s.v), Some(n as u32));
         }
         assert_eq!(t.len(), 128);
     }
