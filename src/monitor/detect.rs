@@ -531,10 +531,13 @@ impl Detector {
         let ip = IpKey::from(obs.sender_ip);
         let mac = obs.sender_mac;
         let look = inv.lookup(ip);
-        if matches!(look, Lookup::Unwatched) && !inv.track_all {
+        let unwatched = matches!(look, Lookup::Unwatched);
+        if unwatched && !inv.track_all {
             return;
         }
-        if let Some((kind, node)) = claim_verdict(inv, look, ip, mac) {
+        // An unwatched address has no verdict: no call on the common path of `analyze`.
+        let verdict = if unwatched { None } else { claim_verdict(inv, look, ip, mac) };
+        if let Some((kind, node)) = verdict {
             let key = FindingKey { kind, ip, mac };
             let wait = kind == FindingKind::WrongAnnouncer
                 && !self.grace.is_zero()
