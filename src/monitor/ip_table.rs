@@ -21,6 +21,10 @@ use crate::wire::iprange::IpKey;
 /// An empty index slot (no state has position `u32::MAX`: the detector caps the table far below).
 const EMPTY: u64 = u64::MAX;
 
+/// The bits of an index word that hold the tag (the upper half of the hash); the rest is the
+/// position.
+const TAG: u64 = !(u32::MAX as u64);
+
 /// Index slots there are at least per state: a linear probe then ends, on average, within two
 /// slots.
 const LOAD: usize = 2;
@@ -86,23 +90,28 @@ impl<V: Keyed> IpTable<V> {
             .wrapping_mul(0xd6e8_feb8_6659_fd93)
     }
 
-    /// The index slot holding `key`, or the empty slot where it would go, and the tag to store.
+    /// The slot a hash's probe starts at.
     #[inline(always)]
-    fn find(&self, key: IpKey) -> (usize, bool, u64) {
+    fn home(&self, hash: u64) -> usize {
+        (hash >> (64 - self.bits)) as usize
+    }
+
+    /// The position of `key`'s state, or the empty slot where it would go and the word to store
+    /// there without the position.
+    #[inline(always)]
+    fn find(&self, key: IpKey) -> Result<usize, (usize, u64)> {
         let hash = self.hash(key);
-        let tag = hash & !u64::from(u32::MAX);
         let mask = self.index.len() - 1;
-        let mut slot = (hash >> (64 - self.bits)) as usize;
+        let mut slot = self.home(hash);
         loop {
             // `slot` is masked to the index's length.
             let word = self.index[slot];
             if word == EMPTY {
-                return (slot, false, tag);
+                return Err((slot, hash & TAG));
             }
-            if word & !u64::from(u32::MAX) == tag
-                && self.states.get(word as u32 as usize).is_some_and(|s| s.key() == key)
-            {
-                return (slot, true, tag);
+            let pos = word as u32 as usize;
+            if word & TAG == hash & TAG && self.states.get(pos).is_some_and(|s| s.key() == key) {
+                return Ok(pos);
             }
             slot = (slot + 1) & mask;
         }
@@ -111,33 +120,34 @@ impl<V: Keyed> IpTable<V> {
     /// Whether `key` has a state.
     #[inline]
     pub fn contains_key(&self, key: &IpKey) -> bool {
-        self.find(*key).1
+        self.find(*key).is_ok()
     }
 
     /// The state of `key`.
     #[inline]
     pub fn get(&self, key: &IpKey) -> Option<&V> {
-        match self.find(*key) {
-            (slot, true, _) => self.states.get(self.index[slot] as u32 as usize),
-            _ => None,
-        }
+        self.find(*key).ok().and_then(|pos| self.states.get(pos))
     }
 
     /// The state of `key`, made by `make` (which must give it `key`) if there is none.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: IpKey, make: impl FnOnce() -> V) -> &mut V {
-        let (mut slot, found, tag) = self.find(key);
-        if !found {
-            if (self.states.len() + 1) * LOAD > self.index.len() {
-                self.grow();
-                slot = self.find(key).0;
+        let pos = match self.find(key) {
+            Ok(pos) => pos,
+            Err(mut empty) => {
+                if (self.states.len() + 1) * LOAD > self.index.len() {
+                    self.grow();
+                    empty = self.find(key).err().unwrap_or(empty);
+                }
+                let (slot, tag) = empty;
+                let pos = self.states.len();
+                self.index[slot] = tag | pos as u64;
+                let state = make();
+                debug_assert!(state.key() == key, "a state made for another address");
+                self.states.push(state);
+                pos
             }
-            self.index[slot] = tag | self.states.len() as u64;
-            let state = make();
-            debug_assert!(state.key() == key, "a state made for another address");
-            self.states.push(state);
-        }
-        let pos = self.index[slot] as u32 as usize;
+        };
         &mut self.states[pos]
     }
 
@@ -171,11 +181,11 @@ impl<V: Keyed> IpTable<V> {
         let mask = self.index.len() - 1;
         for pos in 0..self.states.len() {
             let hash = self.hash(self.states[pos].key());
-            let mut slot = (hash >> (64 - self.bits)) as usize;
+            let mut slot = self.home(hash);
             while self.index[slot] != EMPTY {
                 slot = (slot + 1) & mask;
             }
-            self.index[slot] = hash & !u64::from(u32::MAX) | pos as u64;
+            self.index[slot] = hash & TAG | pos as u64;
         }
     }
 }
