@@ -268,6 +268,13 @@ fn monitoring_goes_on_without_the_api_and_the_inventory_recovers() {
         (value(&metrics(c.scrape_a), "l2watch_inventory_synced", &[("source", "kubernetes")]) == Some(0.0))
             .then_some(())
     });
+    // Each daemon checks the API on its own clock: an outage that ends as soon as node-a notices
+    // can fall between node-b's checks, and then node-b rightly says nothing about it.
+    for d in &c.daemons {
+        wait_for(Duration::from_secs(12), "every daemon noticed the outage", || {
+            d.logs().contains("lost the Kubernetes API").then_some(())
+        });
+    }
     // The last inventory still knows the Service: a foreign device on its IP is found.
     c.foreign.add_addr("eth0", &format!("{VIP}/32"));
     let labels = [("kind", "foreign_mac"), ("ip", VIP), ("mac", MAC_FOREIGN), ("service", "nginx")];
