@@ -613,10 +613,16 @@ impl Detector {
         slot.last_frame = obs.frame;
         slot.count += 1;
         let current = state.current;
+        if current as usize == idx {
+            // The MAC that claimed it last claims it again: nearly every frame.
+            return;
+        }
         state.current = idx as u8;
         let previous = state.slots.get(current as usize).map(|s| s.mac);
-        self.stats.macs_evicted += u64::from(forgot);
-        let Some(previous) = previous.filter(|_| current as usize != idx) else {
+        if forgot {
+            self.stats.macs_evicted += 1;
+        }
+        let Some(previous) = previous else {
             return;
         };
         if responder(inv, previous) == responder(inv, mac) {
